@@ -1,0 +1,169 @@
+"""Sequences compiled to SQL, and ``validate`` (SPEC 4, 5, 9).
+
+A :class:`CompiledSequence` holds, for one sequence file, the DuckDB SQL of its audience,
+step conditions and exit conditions, ready for the tick and preview to wrap in set-based
+queries. The evaluation contract of every SQL fragment is in :mod:`pipelines.compiler`:
+aliases ``contact``, ``account``, ``enrollment`` (steps only) and ``occurrence``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from jinja2 import Environment, TemplateSyntaxError
+
+from pipelines.compiler import CompiledCondition, ConditionSchema, compile_conditions
+from pipelines.errors import ConfigError, ErrorList, Location, SequencerError
+from pipelines.models import Sequence
+from pipelines.workspace import Workspace
+
+
+@dataclass(frozen=True)
+class CompiledSequence:
+    sequence: Sequence
+    file: str
+    views: dict[str, CompiledCondition]
+    where: list[CompiledCondition]
+    steps: dict[str, list[CompiledCondition]]
+    exit_where: list[CompiledCondition]
+
+    @property
+    def name(self) -> str:
+        return self.sequence.name
+
+    @property
+    def audience_sql(self) -> str | None:
+        """One boolean: the union of the views and of the ANDed ``where`` conditions.
+
+        A sequence with neither views nor conditions has no automatic audience: only
+        manually enrolled contacts take part (documented decision, never "everyone").
+        """
+        parts = [f"({c.sql})" for c in self.views.values()]
+        if self.where:
+            parts.append("(" + " and ".join(f"({c.sql})" for c in self.where) + ")")
+        return " or ".join(parts) if parts else None
+
+    def step_sql(self, step_id: str) -> str:
+        """The ANDed ``when`` of a step; ``true`` when it has none."""
+        return " and ".join(f"({c.sql})" for c in self.steps[step_id]) or "true"
+
+    @property
+    def exit_sql(self) -> str | None:
+        """Any exit condition true → exit (``exit.where`` entries are ORed: "any ... true")."""
+        return " or ".join(f"({c.sql})" for c in self.exit_where) or None
+
+
+@dataclass
+class Compilation:
+    sequences: dict[str, CompiledSequence] = field(default_factory=dict)
+    errors: list[SequencerError] = field(default_factory=list)
+
+
+def _catch(errors: list[SequencerError], fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except ErrorList as exc:
+        errors.extend(exc.errors)
+    except SequencerError as exc:
+        errors.append(exc)
+    return None
+
+
+def compile_sequence(ws: Workspace, seq: Sequence, schema: ConditionSchema) -> CompiledSequence:
+    """Compile every condition of ``seq``; raise :class:`ErrorList` naming each bad one."""
+    file = ws.source(seq.name)
+    limit = ws.users.condition_limit
+    record = seq.audience.record
+    errors: list[SequencerError] = []
+    views: dict[str, CompiledCondition] = {}
+    for name in seq.audience.views:
+        where = Location(file=file, sequence=seq.name, field=f"audience.views[{name}]")
+        if name not in ws.views:
+            errors.append(ConfigError(f"unknown saved view {name!r}", where))
+            continue
+        compiled = _catch(
+            errors, compile_conditions, [ws.views[name]], schema,
+            scope="audience", record=record, location=where, limit=limit,
+        )
+        if compiled:
+            views[name] = compiled[0]
+    where = _catch(
+        errors, compile_conditions, seq.audience.where, schema, scope="audience",
+        record=record, limit=limit,
+        location=Location(file=file, sequence=seq.name, field="audience.where"),
+    ) or []
+    steps: dict[str, list[CompiledCondition]] = {}
+    for i, step in enumerate(seq.steps):
+        steps[step.id] = _catch(
+            errors, compile_conditions, step.when, schema, scope="step", limit=limit,
+            location=Location(file=file, sequence=seq.name, step=step.id, field=f"steps[{i}].when"),
+        ) or []
+    exit_where = _catch(
+        errors, compile_conditions, seq.exit.where, schema, scope="exit", limit=limit,
+        location=Location(file=file, sequence=seq.name, field="exit.where"),
+    ) or []
+    if errors:
+        raise ErrorList(errors)
+    return CompiledSequence(seq, file, views, where, steps, exit_where)
+
+
+def check_references(ws: Workspace, seq: Sequence) -> list[SequencerError]:
+    """Owner and permissions, templates, users named by steps, exclusive_with names."""
+    file = ws.source(seq.name)
+    errors: list[SequencerError] = []
+    at = Location(file=file, sequence=seq.name)
+    owner = ws.users.user(seq.owner)
+    if owner is None:
+        errors.append(ConfigError(f"unknown owner {seq.owner!r}", replace(at, field="owner")))
+    elif not ws.users.can(seq.owner, "create_sequences"):
+        errors.append(
+            ConfigError(
+                f"owner {seq.owner!r} (role {owner.role!r}) lacks create_sequences",
+                Location(file=file, sequence=seq.name, field="owner"),
+            )
+        )
+    for other in seq.exclusive_with:
+        if other not in ws.sequences:
+            errors.append(
+                ConfigError(
+                    f"exclusive_with names unknown sequence {other!r}",
+                    Location(file=file, sequence=seq.name, field="exclusive_with"),
+                )
+            )
+    env = Environment()
+    for i, step in enumerate(seq.steps):
+        loc = Location(file=file, sequence=seq.name, step=step.id)
+        for key in ("from_", "reply_to"):
+            value = getattr(step, key)
+            if value != "owner" and "@" not in value and ws.users.user(value) is None:
+                name = key.rstrip("_")
+                errors.append(ConfigError(f"{name}: unknown user {value!r}", loc))
+        sources = {f"steps[{i}].subject": step.subject, f"steps[{i}].body": step.body,
+                   f"steps[{i}].note": step.note}
+        if step.template:
+            path = ws.templates_dir / step.template
+            if not path.is_file():
+                errors.append(ConfigError(f"unknown template {step.template!r}", loc))
+            else:
+                sources[f"template {step.template}"] = path.read_text(encoding="utf-8")
+        for name, text in sources.items():
+            if text is None:
+                continue
+            try:
+                env.parse(text)
+            except TemplateSyntaxError as exc:
+                errors.append(ConfigError(f"{name}: template syntax error line {exc.lineno}: {exc.message}", loc))
+    return errors
+
+
+def compile_workspace(ws: Workspace, schema: ConditionSchema) -> Compilation:
+    """Compile every sequence; collect every problem instead of stopping at the first."""
+    out = Compilation(errors=list(ws.problems))
+    for name, seq in ws.sequences.items():
+        problems = check_references(ws, seq)
+        compiled = _catch(problems, compile_sequence, ws, seq, schema)
+        if problems:
+            out.errors.extend(problems)
+        elif compiled is not None:
+            out.sequences[name] = compiled
+    return out

@@ -1,0 +1,383 @@
+"""The condition compiler: an analyst's SQL filter in, safe DuckDB SQL out (SPEC section 5).
+
+A condition is one boolean expression in DuckDB's dialect. It compiles in a fixed order:
+parse into a condition -> walk against an allow-list -> resolve every column against the
+schema built from the database -> rewrite ``now()``/``current_date`` to the occurrence ->
+``annotate_types`` and require BOOLEAN -> emit DuckDB SQL from the tree. Anything the
+allow-list does not name is rejected, so a filter is data: nothing in it can reach beyond
+the row it filters. The locked connection (:func:`pipelines.db.lock_down`) stands behind it.
+
+The emitted SQL reads the aliases ``contact``, ``account``, ``enrollment`` and ``occurrence``
+that the tick and the preview provide in their FROM clause.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
+import duckdb
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, TokenError
+from sqlglot.optimizer.annotate_types import annotate_types
+from sqlglot.schema import MappingSchema
+
+from pipelines.errors import ConditionError, Location
+
+Scope = Literal["audience", "step", "exit"]
+Record = Literal["contact", "account"]
+
+CONTACT_DERIVED: dict[str, str] = {
+    "last_activity_type": "VARCHAR",
+    "last_activity_at": "TIMESTAMP",
+    "last_contacted_mode": "VARCHAR",
+    "last_contacted_at": "TIMESTAMP",
+    "sequences": "VARCHAR[]",
+}
+ENROLLMENT_COLUMNS: dict[str, str] = {
+    "emails_sent": "BIGINT",
+    "opened_previous_email": "BOOLEAN",
+    "clicked_previous_email": "BOOLEAN",
+    "opened_any_email": "BOOLEAN",
+    "clicked_any_email": "BOOLEAN",
+}
+OCCURRENCE_COLUMNS: dict[str, str] = {"occurrence_at": "TIMESTAMP", "occurrence_on": "DATE"}
+DEFAULT_LIMIT = 8
+
+# --- The allow-list -------------------------------------------------------------------------
+# Node classes a condition may contain. Everything else (subqueries, statements, table
+# functions, file readers, JSON/struct access, lambdas, placeholders, star) is rejected.
+# Note exp.And/exp.Or subclass exp.Func: membership is by exact class, never isinstance.
+ALLOWED_NODES: frozenset[type[exp.Expr]] = frozenset(
+    {
+        # leaves and structure
+        exp.Column, exp.Identifier, exp.Literal, exp.Null, exp.Boolean, exp.Paren, exp.Var,
+        exp.DataType, exp.DataTypeParam, exp.Interval, exp.Array,
+        # logic and comparison
+        exp.And, exp.Or, exp.Not, exp.EQ, exp.NEQ, exp.LT, exp.LTE, exp.GT, exp.GTE, exp.Is,
+        exp.NullSafeEQ, exp.NullSafeNEQ, exp.Between, exp.In, exp.Case, exp.If,
+        exp.Like, exp.ILike, exp.SimilarTo, exp.Glob, exp.Escape, exp.RegexpLike,
+        # arithmetic and casts
+        exp.Add, exp.Sub, exp.Mul, exp.Div, exp.IntDiv, exp.Mod, exp.Neg, exp.Cast, exp.TryCast,
+        # strings
+        exp.Lower, exp.Upper, exp.Trim, exp.Length, exp.Concat, exp.DPipe, exp.Substring,
+        exp.Left, exp.Right, exp.StartsWith, exp.EndsWith, exp.Contains, exp.Replace,
+        exp.SplitPart, exp.RegexpExtract, exp.RegexpReplace, exp.StrPosition, exp.Pad,
+        # null handling and numbers
+        exp.Coalesce, exp.Nullif, exp.Abs, exp.Round, exp.Floor, exp.Ceil, exp.Least,
+        exp.Greatest,
+        # dates and times
+        exp.DateDiff, exp.DateTrunc, exp.TimestampTrunc, exp.Extract, exp.DateAdd, exp.DateSub,
+        exp.Year, exp.Month, exp.Day, exp.DayOfWeek, exp.TimeToStr, exp.StrToTime,
+        exp.TimeToUnix, exp.CurrentTimestamp, exp.Localtimestamp, exp.CurrentDate,
+        # lists
+        exp.ArrayContains, exp.ArrayOverlaps, exp.ArraySize,
+    }
+)  # fmt: skip
+
+# Function names allowed when sqlglot has no class for them (they parse as exp.Anonymous).
+ALLOWED_FUNCTIONS: frozenset[str] = frozenset(
+    """
+    lower upper trim ltrim rtrim length concat substring left right starts_with ends_with
+    contains replace split_part regexp_matches regexp_extract regexp_replace strpos lpad rpad
+    coalesce ifnull nullif abs round floor ceil least greatest
+    date_diff datediff date_trunc date_part datepart extract date_add date_sub year month day
+    dayofweek strftime strptime epoch age
+    list_contains list_has_any len array_length list_count
+    now get_current_timestamp transaction_timestamp today
+    """.split()
+)
+
+NOW_FUNCTIONS = frozenset({"now", "get_current_timestamp", "transaction_timestamp"})
+ARITHMETIC = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.IntDiv, exp.Mod, exp.Neg, exp.DPipe)
+
+
+@dataclass(frozen=True)
+class ConditionSchema:
+    """The columns a condition may read, each mapped to its DuckDB type name.
+
+    ``contact`` holds the columns of table ``contacts`` plus :data:`CONTACT_DERIVED`;
+    ``account`` the columns of table ``accounts``. ``ambiguous`` names contact columns that
+    exist both as a stored column and as a derived property: referring to them is an error.
+    """
+
+    contact: dict[str, str]
+    account: dict[str, str]
+    ambiguous: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_database(cls, con: duckdb.DuckDBPyConnection) -> ConditionSchema:
+        """Read ``contacts`` and ``accounts`` (custom columns included), add the derived ones."""
+        contact = _table_columns(con, "contacts")
+        stored = {name.lower() for name in contact}
+        ambiguous = frozenset(name for name in CONTACT_DERIVED if name in stored)
+        contact.update({k: v for k, v in CONTACT_DERIVED.items() if k not in ambiguous})
+        return cls(contact=contact, account=_table_columns(con, "accounts"), ambiguous=ambiguous)
+
+
+def _table_columns(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+    rows = con.execute(
+        """
+        select column_name, data_type
+        from information_schema.columns
+        where table_catalog = current_database()
+          and table_schema = current_schema()
+          and table_name = ?
+        order by ordinal_position
+        """,
+        [table],
+    ).fetchall()
+    return {name: data_type for name, data_type in rows}
+
+
+@dataclass(frozen=True)
+class CompiledCondition:
+    """A checked condition: the analyst's text and the DuckDB SQL to put in a WHERE clause.
+
+    ``columns`` lists the (alias, column) pairs read from ``contact``/``account``/
+    ``enrollment``; the occurrence columns show up as ``uses_now`` instead.
+    """
+
+    source: str
+    sql: str
+    columns: frozenset[tuple[str, str]]
+    uses_now: bool
+
+
+def compile_condition(
+    text: str,
+    schema: ConditionSchema,
+    *,
+    scope: Scope = "audience",
+    record: Record = "contact",
+    location: Location | None = None,
+) -> CompiledCondition:
+    """Check one condition and compile it to DuckDB SQL with every column qualified.
+
+    ``record`` only matters for ``scope="audience"``: step and exit conditions always
+    evaluate per contact.
+
+    >>> schema = ConditionSchema(contact={"email": "VARCHAR"}, account={"industry": "VARCHAR"})
+    >>> compile_condition("email ILIKE '%@acme.com' AND account.industry = 'SaaS'", schema).sql
+    '"contact"."email" ILIKE \\'%@acme.com\\' AND "account"."industry" = \\'SaaS\\''
+    >>> compile_condition("read_csv('/etc/passwd') IS NOT NULL", schema)
+    Traceback (most recent call last):
+    pipelines.errors.ConditionError: condition "read_csv('/etc/passwd') IS NOT NULL": ...
+    """
+    where = dataclasses.replace(location or Location(), condition=text)
+    tree = _parse(text, where)
+    _check_allowed(tree, where)
+    tables = _tables_in_scope(schema, scope, record)
+    columns = _resolve_columns(tree, tables, schema.ambiguous, where)
+    tree, uses_now = _rewrite_now(tree)
+    _require_boolean(tree, tables, where)
+    return CompiledCondition(
+        source=text,
+        sql=tree.sql(dialect="duckdb", comments=False),
+        columns=frozenset(columns),
+        uses_now=uses_now,
+    )
+
+
+def compile_conditions(
+    texts: list[str],
+    schema: ConditionSchema,
+    *,
+    scope: Scope = "audience",
+    record: Record = "contact",
+    location: Location | None = None,
+    limit: int = DEFAULT_LIMIT,
+) -> list[CompiledCondition]:
+    """Compile a list of ANDed conditions; more than ``limit`` of them is an error.
+
+    >>> schema = ConditionSchema(contact={"email": "VARCHAR"}, account={})
+    >>> [c.sql for c in compile_conditions(["email IS NOT NULL"], schema)]
+    ['NOT "contact"."email" IS NULL']
+    """
+    if len(texts) > limit:
+        raise ConditionError(
+            f"{len(texts)} conditions given, at most {limit} are allowed", location
+        )
+    return [
+        compile_condition(text, schema, scope=scope, record=record, location=location)
+        for text in texts
+    ]
+
+
+# --- the steps ------------------------------------------------------------------------------
+
+
+def _parse(text: str, where: Location) -> exp.Expr:
+    if not isinstance(text, str) or not text.strip():
+        raise ConditionError("the condition is empty", where)
+    try:
+        return sqlglot.parse_one(text, read="duckdb", into=exp.Condition)
+    except TokenError as exc:
+        raise ConditionError(f"syntax error: {exc}", where) from exc
+    except ParseError as exc:
+        raise ConditionError(_parse_problem(text), where, _error_position(text, exc)) from exc
+
+
+def _parse_problem(text: str) -> str:
+    """Say *why* the text is not one condition: a statement, several, or plain bad syntax."""
+    try:
+        statements = [s for s in sqlglot.parse(text, read="duckdb") if s is not None]
+    except (ParseError, TokenError):
+        return "syntax error: not a valid SQL boolean expression"
+    if len(statements) > 1:
+        return "only one expression is allowed per condition (found ';')"
+    if statements and not isinstance(statements[0], exp.Condition):
+        return f"statements are not allowed ({statements[0].key.upper()})"
+    return "syntax error: not a valid SQL boolean expression"
+
+
+def _error_position(text: str, exc: ParseError) -> int | None:
+    """Character offset of the offending token, from sqlglot's line/col (col ends the token)."""
+    if not exc.errors:
+        return None
+    error = exc.errors[0]
+    line, col = error.get("line"), error.get("col")
+    if not line or col is None:
+        return None
+    line_start = sum(len(part) + 1 for part in text.split("\n")[: line - 1])
+    return max(0, min(len(text), line_start + col - len(error.get("highlight") or " ")))
+
+
+def _position(node: exp.Expr) -> int | None:
+    for candidate in (node, node.args.get("this")):
+        if isinstance(candidate, exp.Expr) and "start" in candidate.meta:
+            return candidate.meta["start"]
+    return None
+
+
+def _reject(reason: str, node: exp.Expr, where: Location) -> ConditionError:
+    return ConditionError(reason, where, _position(node))
+
+
+def _check_allowed(tree: exp.Expr, where: Location) -> None:
+    """Walk every node; anything not on the allow-list is an error naming it."""
+    for node in tree.walk():
+        kind = type(node)
+        if isinstance(node, (exp.Query, exp.Subquery, exp.Exists)):
+            raise _reject("subqueries are not allowed", node, where)
+        if isinstance(node, exp.Star) or (isinstance(node, exp.Column) and node.is_star):
+            raise _reject("* is not allowed", node, where)
+        if isinstance(node, exp.Placeholder):
+            raise _reject("parameters and placeholders are not allowed", node, where)
+        if kind is exp.Anonymous:
+            if node.name.lower() not in ALLOWED_FUNCTIONS:
+                raise _reject(f"function {node.name.lower()}() is not allowed", node, where)
+            continue
+        if kind is exp.In and (
+            node.args.get("query") or node.args.get("unnest") or not node.expressions
+        ):
+            raise _reject("IN takes a non-empty list of values only", node, where)
+        if kind not in ALLOWED_NODES:
+            raise _reject(_describe(node) + " is not allowed", node, where)
+
+
+def _describe(node: exp.Expr) -> str:
+    if isinstance(node, exp.Func):
+        return f"function {node.sql_name().lower()}()"
+    return f"{node.key.upper()} expression"
+
+
+def _tables_in_scope(schema: ConditionSchema, scope: Scope, record: Record) -> dict:
+    """Alias -> columns visible here; the first alias is what unqualified names mean."""
+    if scope not in ("audience", "step", "exit"):
+        raise ValueError(f"unknown condition scope {scope!r}")
+    if scope == "audience" and record == "account":
+        return {"account": schema.account}
+    tables = {"contact": schema.contact, "account": schema.account}
+    if scope == "step":
+        tables["enrollment"] = ENROLLMENT_COLUMNS
+    return tables
+
+
+def _resolve_columns(
+    tree: exp.Expr, tables: dict, ambiguous: frozenset[str], where: Location
+) -> set[tuple[str, str]]:
+    """Qualify every column as "alias"."column" in place; return what the condition reads."""
+    default = next(iter(tables))
+    read: set[tuple[str, str]] = set()
+    for column in list(tree.find_all(exp.Column)):
+        if column.args.get("db") or column.args.get("catalog"):
+            raise _reject(f"{column.sql()} refers to another table", column, where)
+        alias = (column.table or default).lower()
+        if alias not in tables:
+            raise _reject(_unknown_table(alias, tables), column, where)
+        name = _find_column(column.name, tables[alias])
+        if alias == "contact" and column.name.lower() in ambiguous:
+            raise _reject(f"column {column.name} is ambiguous", column, where)
+        if name is None:
+            raise _reject(f"unknown column {alias}.{column.name}", column, where)
+        column.replace(exp.column(name, table=alias, quoted=True))
+        read.add((alias, name))
+    return read
+
+
+def _unknown_table(alias: str, tables: dict) -> str:
+    if alias == "enrollment":
+        return "enrollment.* columns are allowed in step conditions only"
+    if alias == "contact":
+        return "an account audience reads account columns only"
+    return f"unknown table {alias}: only {', '.join(tables)} may be referenced"
+
+
+def _find_column(name: str, columns: dict[str, str]) -> str | None:
+    """DuckDB identifiers are case-insensitive, quoted or not."""
+    matches = [column for column in columns if column.lower() == name.lower()]
+    return matches[0] if len(matches) == 1 else None
+
+
+def _rewrite_now(tree: exp.Expr) -> tuple[exp.Expr, bool]:
+    """``now()`` is the occurrence's instant, ``current_date`` its local date."""
+    uses_now = False
+
+    def rewrite(node: exp.Expr) -> exp.Expr:
+        nonlocal uses_now
+        if isinstance(node, exp.CurrentDate) or (
+            type(node) is exp.Anonymous and node.name.lower() == "today"
+        ):
+            uses_now = True
+            return exp.column("occurrence_on", table="occurrence", quoted=True)
+        if isinstance(node, (exp.CurrentTimestamp, exp.Localtimestamp)) or (
+            type(node) is exp.Anonymous and node.name.lower() in NOW_FUNCTIONS
+        ):
+            uses_now = True
+            return exp.column("occurrence_at", table="occurrence", quoted=True)
+        return node
+
+    return tree.transform(rewrite), uses_now
+
+
+def _require_boolean(tree: exp.Expr, tables: dict, where: Location) -> None:
+    """The condition must be BOOLEAN; an unknown type passes only for a function call."""
+    mapping = {alias: _typed(columns) for alias, columns in tables.items()}
+    mapping["occurrence"] = OCCURRENCE_COLUMNS
+    select = exp.select(tree.copy()).from_(exp.to_table(next(iter(mapping))))
+    for alias in list(mapping)[1:]:
+        select = select.join(exp.to_table(alias))
+    schema = MappingSchema(mapping, dialect="duckdb", normalize=False)
+    kind = annotate_types(select, schema=schema, dialect="duckdb").selects[0].type
+    if kind is not None and kind.is_type(exp.DataType.Type.BOOLEAN):
+        return
+    unknown = kind is None or kind.is_type(exp.DataType.Type.UNKNOWN)
+    if unknown and not isinstance(tree, (exp.Literal, exp.Null, *ARITHMETIC)):
+        return
+    shown = kind.sql("duckdb") if kind is not None and not unknown else "not boolean"
+    raise ConditionError(f"a condition must be true or false, this is {shown}", where, 0)
+
+
+def _typed(columns: dict[str, str]) -> dict[str, str]:
+    """Types sqlglot cannot read (exotic DuckDB types) become UNKNOWN rather than crash."""
+    typed = {}
+    for name, type_name in columns.items():
+        try:
+            exp.DataType.build(type_name, dialect="duckdb")
+            typed[name] = type_name
+        except (ParseError, ValueError):
+            typed[name] = "UNKNOWN"
+    return typed

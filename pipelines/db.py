@@ -1,0 +1,81 @@
+"""The DuckDB file: connecting, the schema, and the locked connection for analyst SQL.
+
+DuckDB allows one writer process per file, and a writer blocks other processes from
+opening the file even read-only (see shared NOTES.md). Every connection goes through
+:func:`connect` so that a held lock becomes a clear :class:`DatabaseBusy` error.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+
+from pipelines.errors import DatabaseBusy
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+DEFAULT_DB = Path(".sequencer") / "sequencer.duckdb"
+
+
+def default_db_path(project: Path) -> Path:
+    """The database a project uses when ``--db`` is not given.
+
+    >>> default_db_path(Path("/ws")).as_posix()
+    '/ws/.sequencer/sequencer.duckdb'
+    """
+    return project / DEFAULT_DB
+
+
+def read_sql(name: str) -> str:
+    """The text of ``sql/<name>``."""
+    return (SQL_DIR / name).read_text(encoding="utf-8")
+
+
+def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the database file with the engine's settings; create the schema when writable.
+
+    Replacement scans are off, so a missing table is an error rather than a Python variable
+    of the same name; the session time zone is UTC because every stored timestamp is UTC.
+    """
+    path = Path(path)
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise DatabaseBusy(
+                f"another run holds the database {path}; wait for it to finish and retry"
+            ) from exc
+        raise
+    con.execute("set python_enable_replacements = false")
+    con.execute("set TimeZone = 'UTC'")
+    if not read_only:
+        con.execute(read_sql("schema.sql"))
+    return con
+
+
+def lock_down(con: duckdb.DuckDBPyConnection) -> None:
+    """Make ``con`` safe for analyst SQL: no file or network access, settings frozen.
+
+    This is defence in depth behind the condition compiler: even a filter that slipped past
+    the compiler cannot read a file, attach a database or turn access back on. The settings
+    hold for the whole database instance, so call it only in processes that have finished
+    reading input files.
+    """
+    con.execute("set enable_external_access = false")
+    con.execute("set lock_configuration = true")
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Run a block atomically: commit on success, roll back on any error."""
+    con.execute("begin transaction")
+    try:
+        yield con
+    except BaseException:
+        con.execute("rollback")
+        raise
+    con.execute("commit")

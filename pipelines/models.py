@@ -1,0 +1,216 @@
+"""Typed models of the workspace files: ``users.yaml`` and ``sequences/*.yaml`` (SPEC 2, 4, 9).
+
+The models check shape and local rules only; checks that need the rest of the workspace
+(owners, templates, views, conditions against the database schema) live in
+:mod:`pipelines.workspace`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+ActionKind = Literal["email", "email_reminder", "follow_up", "call_reminder", "sms"]
+EMAIL_ACTIONS = frozenset({"email"})
+TASK_ACTIONS = frozenset({"email_reminder", "follow_up", "call_reminder"})
+DEFAULT_CONDITION_LIMIT = 8
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a typo in a sequence file must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+def check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown IANA timezone {value!r}") from exc
+    return value
+
+
+class Mailbox(Strict):
+    host: str
+    port: int = 587
+    starttls: bool = True
+    ssl: bool = False
+    username: str | None = None
+    password_env: str | None = None
+
+
+class User(Strict):
+    id: str
+    email: str
+    name: str | None = None
+    role: str
+    timezone: str = "UTC"
+    daily_email_limit: int = Field(default=500, ge=0)
+    mailbox: Mailbox | None = None
+
+    _tz = field_validator("timezone")(check_timezone)
+
+
+class SmsGateway(Strict):
+    url: str
+    token_env: str | None = None
+
+
+class Tracking(Strict):
+    base_url: str
+    secret_env: str | None = None
+
+
+PERMISSIONS = frozenset({"view_sequences", "create_sequences", "admin"})
+
+
+class UsersFile(Strict):
+    users: list[User] = Field(default_factory=list)
+    roles: dict[str, list[str]] = Field(default_factory=dict)
+    sms_gateway: SmsGateway | None = None
+    tracking: Tracking | None = None
+    condition_limit: int = Field(default=DEFAULT_CONDITION_LIMIT, ge=1)
+
+    @model_validator(mode="after")
+    def _check_roles(self) -> UsersFile:
+        for role, grants in self.roles.items():
+            unknown = sorted(set(grants) - PERMISSIONS)
+            if unknown:
+                raise ValueError(f"role {role!r} grants unknown permissions {unknown}")
+        ids = [u.id for u in self.users]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"duplicate user ids {dupes}")
+        for user in self.users:
+            if user.role not in self.roles:
+                raise ValueError(f"user {user.id!r} has unknown role {user.role!r}")
+        return self
+
+    def user(self, user_id: str) -> User | None:
+        return next((u for u in self.users if u.id == user_id), None)
+
+    def can(self, user_id: str, permission: str) -> bool:
+        """Whether the user's role grants ``permission`` (admins hold every permission)."""
+        user = self.user(user_id)
+        if user is None:
+            return False
+        grants = set(self.roles.get(user.role, []))
+        return "admin" in grants or permission in grants
+
+
+class Audience(Strict):
+    record: Literal["contact", "account"] = "contact"
+    views: list[str] = Field(default_factory=list)
+    where: list[str] = Field(default_factory=list)
+    prevent_duplicate_emails: bool = False
+
+
+class Schedule(Strict):
+    time: str = "09:00"
+    timezone: str = "UTC"
+    exclude_weekends: bool = False
+
+    _tz = field_validator("timezone")(check_timezone)
+
+    @field_validator("time")
+    @classmethod
+    def _check_time(cls, value: str) -> str:
+        try:
+            dt.time.fromisoformat(value)
+        except ValueError as exc:
+            raise ValueError(f"time must be HH:MM, got {value!r}") from exc
+        return value
+
+    @property
+    def local_time(self) -> dt.time:
+        return dt.time.fromisoformat(self.time)
+
+
+class Step(Strict):
+    id: str
+    action: ActionKind
+    day: int | None = Field(default=None, ge=1)
+    when: list[str] = Field(default_factory=list)
+    template: str | None = None
+    subject: str | None = None
+    body: str | None = None
+    note: str | None = None
+    thread: Literal["new", "reply"] = "new"
+    from_: str = Field(default="owner", alias="from")
+    reply_to: str = "owner"
+    cc: list[str] = Field(default_factory=list)
+    bcc: list[str] = Field(default_factory=list)
+    track_opens: bool = False
+    track_clicks: bool = False
+    unsubscribe_link: bool = True
+
+    @model_validator(mode="after")
+    def _check_content(self) -> Step:
+        if self.action == "email" and not self.template:
+            raise ValueError(f"step {self.id!r}: an email step needs a template")
+        if self.action == "email" and not self.subject:
+            raise ValueError(f"step {self.id!r}: an email step needs a subject")
+        if self.action == "sms" and not (self.template or self.body):
+            raise ValueError(f"step {self.id!r}: an sms step needs a template or a body")
+        return self
+
+
+class Exit(Strict):
+    all_steps_done: bool = True
+    replied: bool = True
+    unsubscribed: bool = True
+    bounced: bool = True
+    where: list[str] = Field(default_factory=list)
+
+
+class Sequence(Strict):
+    name: str
+    owner: str
+    type: Literal["classic", "smart"] = "classic"
+    starts_on: dt.date | None = None
+    interval_days: int | None = Field(default=None, ge=1)
+    duration_days: int | None = Field(default=None, ge=1)
+    stale_after_hours: float = Field(default=24, gt=0)
+    audience: Audience = Field(default_factory=Audience)
+    schedule: Schedule = Field(default_factory=Schedule)
+    exclusive_with: list[str] = Field(default_factory=list)
+    steps: list[Step] = Field(min_length=1)
+    exit: Exit = Field(default_factory=Exit)
+
+    @model_validator(mode="after")
+    def _check_steps(self) -> Sequence:
+        ids = [s.id for s in self.steps]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"duplicate step ids {dupes}")
+        if self.type == "classic":
+            missing = [s.id for s in self.steps if s.day is None]
+            if missing:
+                raise ValueError(f"classic sequence: steps {missing} need a 'day'")
+            days = [s.day for s in self.steps]
+            if days != sorted(days):
+                raise ValueError("classic sequence: step days must not decrease in file order")
+        else:
+            if self.interval_days is None or self.duration_days is None:
+                raise ValueError("smart sequence: needs interval_days and duration_days")
+            with_day = [s.id for s in self.steps if s.day is not None]
+            if with_day:
+                raise ValueError(f"smart sequence: steps {with_day} must not have a 'day'")
+        for step in self.steps:
+            if step.thread == "reply" and step.action == "email":
+                earlier = self.steps[: self.steps.index(step)]
+                if not any(s.action == "email" for s in earlier):
+                    raise ValueError(
+                        f"step {step.id!r}: thread: reply needs an earlier email step"
+                    )
+        return self
+
+    @property
+    def has_email_steps(self) -> bool:
+        return any(s.action in EMAIL_ACTIONS for s in self.steps)
+
+    def step(self, step_id: str) -> Step | None:
+        return next((s for s in self.steps if s.id == step_id), None)

@@ -1,0 +1,154 @@
+"""Loading a workspace (SPEC 2): users.yaml, sequences/*.yaml, views and templates.
+
+Loading checks each file's shape (pydantic); :func:`validate` checks what needs the whole
+workspace and the database schema: owners and their permissions, templates, views, and
+every SQL condition through the compiler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from pipelines.errors import ConfigError, ErrorList, Location, SequencerError
+from pipelines.models import Sequence, UsersFile
+
+
+@dataclass
+class Workspace:
+    """Everything a run reads from the project directory."""
+
+    root: Path
+    users: UsersFile
+    sequences: dict[str, Sequence] = field(default_factory=dict)
+    sources: dict[str, Path] = field(default_factory=dict)
+    views: dict[str, str] = field(default_factory=dict)
+    problems: list[SequencerError] = field(default_factory=list)
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / "sequences" / "templates"
+
+    @property
+    def imports_dir(self) -> Path:
+        return self.root / "imports"
+
+    def source(self, name: str) -> str:
+        """The file a sequence came from, relative to the workspace, for error messages."""
+        path = self.sources.get(name)
+        return str(path.relative_to(self.root)) if path else name
+
+
+def _field_path(loc: tuple[Any, ...]) -> str:
+    """Pydantic's error location as a readable path: ``steps[1].when[0]``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _read_yaml(path: Path, root: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {exc}", Location(file=_rel(path, root))) from exc
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _model_errors(exc: ValidationError, location: Location, raw: Any) -> list[ConfigError]:
+    """One ConfigError per pydantic error, naming the field path and the step id if any."""
+    errors = []
+    for err in exc.errors():
+        loc = err["loc"]
+        step = None
+        if len(loc) >= 2 and loc[0] == "steps" and isinstance(loc[1], int):
+            steps = raw.get("steps") if isinstance(raw, dict) else None
+            if isinstance(steps, list) and loc[1] < len(steps) and isinstance(steps[loc[1]], dict):
+                step = steps[loc[1]].get("id")
+        message = err["msg"].removeprefix("Value error, ")
+        errors.append(
+            ConfigError(message, replace(location, field=_field_path(loc) or None, step=step))
+        )
+    return errors
+
+
+def load_users(root: Path) -> UsersFile:
+    """Read ``users.yaml``; a missing file means a workspace with no users."""
+    path = root / "users.yaml"
+    if not path.exists():
+        return UsersFile()
+    raw = _read_yaml(path, root)
+    try:
+        return UsersFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ErrorList(_model_errors(exc, Location(file="users.yaml"), raw)) from exc
+
+
+def load_sequence(path: Path, root: Path) -> Sequence:
+    """Read one sequence file; ``name`` defaults to the file name without ``.yaml``."""
+    raw = _read_yaml(path, root)
+    if not isinstance(raw, dict):
+        raise ConfigError("a sequence file must be a mapping", Location(file=_rel(path, root)))
+    raw.setdefault("name", path.stem)
+    location = Location(file=_rel(path, root), sequence=str(raw["name"]))
+    try:
+        return Sequence.model_validate(raw)
+    except ValidationError as exc:
+        raise ErrorList(_model_errors(exc, location, raw)) from exc
+
+
+def load_views(root: Path) -> dict[str, str]:
+    """Saved views: ``sequences/views/NAME.sql`` holds one SQL boolean expression."""
+    views_dir = root / "sequences" / "views"
+    if not views_dir.is_dir():
+        return {}
+    return {
+        p.stem: p.read_text(encoding="utf-8").strip().rstrip(";").strip()
+        for p in sorted(views_dir.glob("*.sql"))
+    }
+
+
+def load_workspace(root: Path | str, *, strict: bool = True) -> Workspace:
+    """Load every file of the workspace.
+
+    With ``strict`` every problem is collected and raised as one :class:`ErrorList`;
+    without it, bad sequence files are left out (a run keeps going for the others) and
+    the problems are returned in ``Workspace.problems``.
+    """
+    root = Path(root).resolve()
+    problems: list[SequencerError] = []
+    users = load_users(root)
+    ws = Workspace(root=root, users=users, views=load_views(root))
+    for path in sorted((root / "sequences").glob("*.y*ml")):
+        try:
+            seq = load_sequence(path, root)
+        except ErrorList as exc:
+            problems.extend(exc.errors)
+            continue
+        except ConfigError as exc:
+            problems.append(exc)
+            continue
+        if seq.name in ws.sequences:
+            problems.append(
+                ConfigError(
+                    f"sequence name already used by {ws.source(seq.name)}",
+                    Location(file=_rel(path, root), sequence=seq.name),
+                )
+            )
+            continue
+        ws.sequences[seq.name] = seq
+        ws.sources[seq.name] = path
+    if problems and strict:
+        raise ErrorList(problems)
+    ws.problems = problems
+    return ws

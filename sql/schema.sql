@@ -1,0 +1,147 @@
+-- The stable output tables of SPEC section 7, plus the ledgers the engine keeps.
+-- All timestamps are stored as naive UTC `timestamp`; local dates are `date`.
+-- Custom columns of contacts/accounts are added by ingest (types inferred once, then fixed).
+
+create table if not exists contacts (
+    contact_id varchar primary key,
+    email varchar,
+    first_name varchar,
+    last_name varchar,
+    account_id varchar,
+    owner_id varchar,
+    timezone varchar,
+    unsubscribed boolean,
+    created_at timestamp,
+    updated_at timestamp,
+    import_name varchar,
+);
+
+create table if not exists accounts (
+    account_id varchar primary key,
+    name varchar,
+    domain varchar,
+    owner_id varchar,
+    created_at timestamp,
+    updated_at timestamp,
+    import_name varchar,
+);
+
+create table if not exists activities (
+    activity_id varchar primary key,
+    contact_id varchar,
+    email varchar,
+    type varchar not null,
+    occurred_at timestamp not null,
+    sequence varchar,
+    step varchar,
+    message_id varchar,
+    detail varchar,
+);
+
+create table if not exists quarantine (
+    file varchar not null,
+    line bigint,
+    entity varchar not null,
+    reason varchar not null,
+    raw varchar,
+    quarantined_at timestamp default current_localtimestamp(),
+);
+
+-- One row per (file content, entity, tag) ever ingested: re-ingesting the same file is a no-op.
+create table if not exists ingested_files (
+    sha256 varchar not null,
+    file varchar not null,
+    entity varchar not null,
+    tag varchar not null default '',
+    loaded bigint,
+    updated bigint,
+    quarantined bigint,
+    ingested_at timestamp default current_localtimestamp(),
+    primary key (sha256, entity, tag),
+);
+
+-- Great Expectations results for every ingested batch.
+create table if not exists validation_results (
+    file varchar not null,
+    entity varchar not null,
+    expectation varchar not null,
+    success boolean not null,
+    element_count bigint,
+    unexpected_count bigint,
+    result json,
+    validated_at timestamp default current_localtimestamp(),
+);
+
+-- One row per sequence and contact: a contact is never enrolled twice in the same sequence.
+create table if not exists enrollments (
+    sequence varchar not null,
+    contact_id varchar not null,
+    enrollment_id varchar not null,
+    enrolled_on date not null,
+    enrolled_at timestamp not null,
+    status varchar not null,            -- active | exited
+    exit_reason varchar,                -- completed | replied | unsubscribed | bounced | condition | manual
+    exited_on date,
+    exited_at timestamp,
+    manual boolean not null default false,
+    primary key (sequence, contact_id),
+);
+
+-- Every step decision; the idempotency key is the send step's outbox key.
+create table if not exists actions (
+    idempotency_key varchar primary key,
+    sequence varchar not null,
+    contact_id varchar not null,
+    enrollment_id varchar not null,
+    step varchar not null,
+    day integer not null,
+    action varchar not null,            -- email | email_reminder | follow_up | call_reminder | sms
+    occurrence_on date not null,
+    occurrence_at timestamp not null,
+    status varchar not null,            -- due | skipped | sent | deferred | held | failed | unknown | expired
+    message_id varchar,
+    error varchar,
+    attempts integer not null default 0,
+    decided_at timestamp,
+    claimed_at timestamp,
+    finished_at timestamp,
+);
+
+create table if not exists tasks (
+    task_id varchar primary key,        -- the action's idempotency key
+    owner_id varchar not null,
+    sequence varchar not null,
+    contact_id varchar not null,
+    step varchar not null,
+    kind varchar not null,              -- email_reminder | follow_up | call_reminder
+    due_on date not null,
+    title varchar,
+    body varchar,
+    done boolean not null default false,
+    done_at timestamp,
+    created_at timestamp default current_localtimestamp(),
+);
+
+-- Occurrences already processed: a run processes each (sequence, date) once.
+create table if not exists occurrences (
+    sequence varchar not null,
+    occurrence_on date not null,
+    occurrence_at timestamp not null,
+    run_id varchar not null,
+    entries bigint,
+    exits bigint,
+    due bigint,
+    skipped bigint,
+    processed_at timestamp default current_localtimestamp(),
+    primary key (sequence, occurrence_on),
+);
+
+-- What every run did.
+create table if not exists runs (
+    run_id varchar primary key,
+    kind varchar not null,              -- tick | send | ingest
+    as_of timestamp,
+    started_at timestamp,
+    finished_at timestamp,
+    stats json,
+);
