@@ -1,0 +1,42 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both create .venv if missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SEQ := $(BIN)/sequencer
+DEMO_DB := .sequencer/demo.duckdb
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+
+.PHONY: setup demo test test-fast lint bench dev clean
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m pipelines.demo_run --project . --db $(DEMO_DB)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: $(STAMP) lint
+	$(BIN)/pytest --doctest-modules pipelines tests
+
+test-fast: $(STAMP)
+	$(BIN)/pytest --doctest-modules pipelines tests -m "not slow" -x -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/ingest_bench.py
+	$(BIN)/python bench/tick_bench.py
+
+dev: $(STAMP)
+	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -m pipelines.definitions
+
+clean:
+	rm -rf .sequencer .dagster_home imports .pytest_cache

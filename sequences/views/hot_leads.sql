@@ -1,0 +1,1 @@
+lead_score >= 80 and lifecycle_stage = 'lead'

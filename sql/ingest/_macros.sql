@@ -1,0 +1,44 @@
+{#- Shared expressions for the ingest models. Structure only: values are bound parameters. -#}
+
+{#- An ISO-8601 text as naive UTC: no offset means UTC, an offset is converted. The session
+    time zone is UTC (pipelines.db.connect), so `timestamptz` reads an offset-less value as UTC. -#}
+{% macro utc_ts(expr) -%}
+timezone('UTC', try_cast({{ expr }} as timestamptz))
+{%- endmacro %}
+
+{#- A text value cast to the fixed type of a custom column; NULL when it does not cast. -#}
+{% macro cast_custom(expr, type) -%}
+{%- if type == 'TIMESTAMP' -%}{{ utc_ts(expr) }}
+{%- elif type == 'BOOLEAN' -%}{{ boolean(expr) }}
+{%- else -%}try_cast({{ expr }} as {{ type }})
+{%- endif -%}
+{%- endmacro %}
+
+{% macro boolean(expr) -%}
+case
+    when lower({{ expr }}) in ('true', 't', 'yes', 'y', '1') then true
+    when lower({{ expr }}) in ('false', 'f', 'no', 'n', '0') then false
+end
+{%- endmacro %}
+
+{#- Custom columns: the trimmed text, then its typed value and a reason when it does not cast. -#}
+{% macro custom_raw(custom) -%}
+{%- for c in custom %}
+        nullif(trim({{ c.source }}), '') as {{ ('__raw_' ~ c.name) | ident }},
+{%- endfor %}
+{%- endmacro %}
+
+{% macro custom_typed(custom) -%}
+{%- for c in custom %}
+        {{ cast_custom(('__raw_' ~ c.name) | ident, c.type) }} as {{ c.name | ident }},
+{%- endfor %}
+{%- endmacro %}
+
+{% macro custom_reasons(custom) -%}
+{%- for c in custom %}
+            case
+                when {{ ('__raw_' ~ c.name) | ident }} is not null and {{ c.name | ident }} is null
+                    then {{ ('bad value for column ' ~ c.name ~ ': expected ' ~ c.type) | literal }}
+            end,
+{%- endfor %}
+{%- endmacro %}
