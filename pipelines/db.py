@@ -62,8 +62,8 @@ def lock_down(con: duckdb.DuckDBPyConnection) -> None:
 
     This is defence in depth behind the condition compiler: even a filter that slipped past
     the compiler cannot read a file, attach a database or turn access back on. The settings
-    hold for the whole database instance, so call it only in processes that have finished
-    reading input files.
+    hold for the database instance until its last connection closes, so each phase (ingest,
+    tick, send) opens and closes its own connection.
     """
     con.execute("set enable_external_access = false")
     con.execute("set lock_configuration = true")
