@@ -20,9 +20,11 @@ from typing import Literal
 import duckdb
 import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.optimizer.annotate_types import annotate_types
 from sqlglot.schema import MappingSchema
+from sqlglot.tokens import TokenType
 
 from pipelines.errors import ConditionError, Location
 
@@ -45,6 +47,7 @@ ENROLLMENT_COLUMNS: dict[str, str] = {
 }
 OCCURRENCE_COLUMNS: dict[str, str] = {"occurrence_at": "TIMESTAMP", "occurrence_on": "DATE"}
 DEFAULT_LIMIT = 8
+MAX_LENGTH = 10_000  # a filter, not a program; also keeps sqlglot's recursion shallow
 
 # --- The allow-list -------------------------------------------------------------------------
 # Node classes a condition may contain. Everything else (subqueries, statements, table
@@ -90,6 +93,15 @@ ALLOWED_FUNCTIONS: frozenset[str] = frozenset(
     """.split()
 )
 
+# First tokens that make the text a statement rather than an expression (for the message only:
+# the parse into exp.Condition is what rejects them).
+STATEMENT_STARTS = frozenset(
+    """
+    SELECT WITH FROM VALUES INSERT UPDATE DELETE MERGE TRUNCATE CREATE ALTER DROP ATTACH DETACH
+    COPY PRAGMA SET INSTALL LOAD FORCE USE BEGIN COMMIT ROLLBACK DESCRIBE SHOW SUMMARIZE PIVOT
+    UNPIVOT COMMENT COMMAND
+    """.split()
+)
 NOW_FUNCTIONS = frozenset({"now", "get_current_timestamp", "transaction_timestamp"})
 ARITHMETIC = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.IntDiv, exp.Mod, exp.Neg, exp.DPipe)
 
@@ -160,19 +172,30 @@ def compile_condition(
     evaluate per contact.
 
     >>> schema = ConditionSchema(contact={"email": "VARCHAR"}, account={"industry": "VARCHAR"})
-    >>> compile_condition("email ILIKE '%@acme.com' AND account.industry = 'SaaS'", schema).sql
-    '"contact"."email" ILIKE \\'%@acme.com\\' AND "account"."industry" = \\'SaaS\\''
-    >>> compile_condition("read_csv('/etc/passwd') IS NOT NULL", schema)
-    Traceback (most recent call last):
-    pipelines.errors.ConditionError: condition "read_csv('/etc/passwd') IS NOT NULL": ...
+    >>> compiled = compile_condition("email ILIKE '%@acme.com' AND account.industry = 'SaaS'",
+    ...     schema)
+    >>> print(compiled.sql)
+    "contact"."email" ILIKE '%@acme.com' AND "account"."industry" = 'SaaS'
+    >>> now = ConditionSchema(contact={"created_at": "TIMESTAMP"}, account={})
+    >>> print(compile_condition("created_at > now() - interval 30 day", now).sql)
+    "contact"."created_at" > "occurrence"."occurrence_at" - INTERVAL '30' DAY
+    >>> try:
+    ...     compile_condition("read_csv('/etc/passwd') IS NOT NULL", schema)
+    ... except ConditionError as error:
+    ...     print(error.message, "at", error.position)
+    function read_csv() is not allowed at 0
     """
-    where = dataclasses.replace(location or Location(), condition=text)
+    shown = text if isinstance(text, str) else repr(text)
+    where = dataclasses.replace(location or Location(), condition=shown)
     tree = _parse(text, where)
-    _check_allowed(tree, where)
-    tables = _tables_in_scope(schema, scope, record)
-    columns = _resolve_columns(tree, tables, schema.ambiguous, where)
-    tree, uses_now = _rewrite_now(tree)
-    _require_boolean(tree, tables, where)
+    try:
+        _check_allowed(tree, where)
+        tables = _tables_in_scope(schema, scope, record)
+        tree, columns = _resolve_columns(tree, tables, schema.ambiguous, where)
+        tree, uses_now = _rewrite_now(tree)
+        _require_boolean(tree, tables, where)
+    except RecursionError as exc:
+        raise ConditionError("the condition is nested too deeply", where) from exc
     return CompiledCondition(
         source=text,
         sql=tree.sql(dialect="duckdb", comments=False),
@@ -210,27 +233,44 @@ def compile_conditions(
 
 
 def _parse(text: str, where: Location) -> exp.Expr:
-    if not isinstance(text, str) or not text.strip():
+    if not isinstance(text, str):
+        raise ConditionError(f"a condition is SQL text, not {type(text).__name__}", where)
+    if not text.strip():
         raise ConditionError("the condition is empty", where)
+    if len(text) > MAX_LENGTH:
+        raise ConditionError(f"the condition is longer than {MAX_LENGTH} characters", where)
     try:
         return sqlglot.parse_one(text, read="duckdb", into=exp.Condition)
+    except RecursionError as exc:
+        raise ConditionError("the condition is nested too deeply", where) from exc
     except TokenError as exc:
         raise ConditionError(f"syntax error: {exc}", where) from exc
     except ParseError as exc:
-        raise ConditionError(_parse_problem(text), where, _error_position(text, exc)) from exc
+        message, position = _parse_problem(text, exc)
+        raise ConditionError(message, where, position) from exc
 
 
-def _parse_problem(text: str) -> str:
-    """Say *why* the text is not one condition: a statement, several, or plain bad syntax."""
+def _parse_problem(text: str, exc: ParseError) -> tuple[str, int | None]:
+    """Say *why* the text is not one condition: several statements, a statement, bad syntax.
+
+    Returns the message and the offset of the token that shows it, when known.
+    """
+    first = exc.errors[0] if exc.errors else {}
+    description = first.get("description") or "not a boolean expression"
+    if description.startswith("Required keyword"):  # names sqlglot's classes: say it plainly
+        description = "the expression is incomplete"
+    near = f" near {first['highlight']!r}" if first.get("highlight") else ""
+    syntax = f"syntax error{near}: {description}"
     try:
-        statements = [s for s in sqlglot.parse(text, read="duckdb") if s is not None]
-    except (ParseError, TokenError):
-        return "syntax error: not a valid SQL boolean expression"
-    if len(statements) > 1:
-        return "only one expression is allowed per condition (found ';')"
-    if statements and not isinstance(statements[0], exp.Condition):
-        return f"statements are not allowed ({statements[0].key.upper()})"
-    return "syntax error: not a valid SQL boolean expression"
+        tokens = Dialect.get_or_raise("duckdb").tokenize(text)
+    except TokenError:
+        return syntax, _error_position(text, exc)
+    for token in tokens[:-1]:
+        if token.token_type == TokenType.SEMICOLON:
+            return "only one expression is allowed per condition (found ';')", token.start
+    if tokens and tokens[0].token_type.name in STATEMENT_STARTS:
+        return f"statements are not allowed ({tokens[0].text.upper()})", tokens[0].start
+    return syntax, _error_position(text, exc)
 
 
 def _error_position(text: str, exc: ParseError) -> int | None:
@@ -246,10 +286,11 @@ def _error_position(text: str, exc: ParseError) -> int | None:
 
 
 def _position(node: exp.Expr) -> int | None:
-    for candidate in (node, node.args.get("this")):
-        if isinstance(candidate, exp.Expr) and "start" in candidate.meta:
-            return candidate.meta["start"]
-    return None
+    """Where the node starts, when its token carried a position (a column: its first part)."""
+    if isinstance(node, exp.Column):
+        starts = [part.meta["start"] for part in node.parts if "start" in part.meta]
+        return min(starts, default=None)
+    return node.meta.get("start")
 
 
 def _reject(reason: str, node: exp.Expr, where: Location) -> ConditionError:
@@ -270,9 +311,9 @@ def _check_allowed(tree: exp.Expr, where: Location) -> None:
             if node.name.lower() not in ALLOWED_FUNCTIONS:
                 raise _reject(f"function {node.name.lower()}() is not allowed", node, where)
             continue
-        if kind is exp.In and (
-            node.args.get("query") or node.args.get("unnest") or not node.expressions
-        ):
+        if kind is exp.In and node.args.get("query"):
+            raise _reject("subqueries are not allowed", node, where)
+        if kind is exp.In and (node.args.get("unnest") or not node.expressions):
             raise _reject("IN takes a non-empty list of values only", node, where)
         if kind not in ALLOWED_NODES:
             raise _reject(_describe(node) + " is not allowed", node, where)
@@ -298,11 +339,14 @@ def _tables_in_scope(schema: ConditionSchema, scope: Scope, record: Record) -> d
 
 def _resolve_columns(
     tree: exp.Expr, tables: dict, ambiguous: frozenset[str], where: Location
-) -> set[tuple[str, str]]:
-    """Qualify every column as "alias"."column" in place; return what the condition reads."""
+) -> tuple[exp.Expr, set[tuple[str, str]]]:
+    """Qualify every column as "alias"."column"; return the new tree and what it reads."""
     default = next(iter(tables))
     read: set[tuple[str, str]] = set()
-    for column in list(tree.find_all(exp.Column)):
+
+    def qualify(column: exp.Expr) -> exp.Expr:
+        if not isinstance(column, exp.Column):
+            return column
         if column.args.get("db") or column.args.get("catalog"):
             raise _reject(f"{column.sql()} refers to another table", column, where)
         alias = (column.table or default).lower()
@@ -313,9 +357,10 @@ def _resolve_columns(
             raise _reject(f"column {column.name} is ambiguous", column, where)
         if name is None:
             raise _reject(f"unknown column {alias}.{column.name}", column, where)
-        column.replace(exp.column(name, table=alias, quoted=True))
         read.add((alias, name))
-    return read
+        return exp.column(name, table=alias, quoted=True)
+
+    return tree.transform(qualify, copy=False), read
 
 
 def _unknown_table(alias: str, tables: dict) -> str:
@@ -338,19 +383,27 @@ def _rewrite_now(tree: exp.Expr) -> tuple[exp.Expr, bool]:
 
     def rewrite(node: exp.Expr) -> exp.Expr:
         nonlocal uses_now
-        if isinstance(node, exp.CurrentDate) or (
-            type(node) is exp.Anonymous and node.name.lower() == "today"
-        ):
+        if isinstance(node, exp.CurrentDate) or _is_function(node, "today"):
             uses_now = True
             return exp.column("occurrence_on", table="occurrence", quoted=True)
-        if isinstance(node, (exp.CurrentTimestamp, exp.Localtimestamp)) or (
-            type(node) is exp.Anonymous and node.name.lower() in NOW_FUNCTIONS
+        if isinstance(node, (exp.CurrentTimestamp, exp.Localtimestamp)) or _is_function(
+            node, *NOW_FUNCTIONS
         ):
             uses_now = True
             return exp.column("occurrence_at", table="occurrence", quoted=True)
+        if _is_function(node, "age") and len(node.expressions) == 1:
+            # one-argument age(x) measures from midnight of current_date: make that explicit
+            uses_now = True
+            today = exp.column("occurrence_on", table="occurrence", quoted=True)
+            start = exp.cast(today, exp.DataType.Type.TIMESTAMP)
+            return exp.Anonymous(this=node.name, expressions=[start, *node.expressions])
         return node
 
     return tree.transform(rewrite), uses_now
+
+
+def _is_function(node: exp.Expr, *names: str) -> bool:
+    return type(node) is exp.Anonymous and node.name.lower() in names
 
 
 def _require_boolean(tree: exp.Expr, tables: dict, where: Location) -> None:
