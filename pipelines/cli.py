@@ -102,6 +102,14 @@ def _compile(ctx: Context, ws):
     return compile_workspace(ws, schema)
 
 
+def _no_contacts_yet(ctx: Context) -> bool:
+    con = ctx.connect()
+    try:
+        return con.execute("select count(*) from contacts").fetchone()[0] == 0
+    finally:
+        con.close()
+
+
 def cmd_validate(ctx: Context, args: argparse.Namespace) -> int:
     from pipelines.scope import visible_sequences
 
@@ -116,10 +124,20 @@ def cmd_validate(ctx: Context, args: argparse.Namespace) -> int:
         c = compilation.sequences[name]
         n_conditions = len(c.views) + len(c.where) + len(c.exit_where)
         n_conditions += sum(len(v) for v in c.steps.values())
-        print(f"ok  {name:<24} {c.file}  ({len(c.sequence.steps)} steps, {n_conditions} conditions)")
-    bad = [e for e in compilation.errors if e.location.sequence in names or e.location.sequence is None]
+        print(
+            f"ok  {name:<24} {c.file}  ({len(c.sequence.steps)} steps, {n_conditions} conditions)"
+        )
+    bad = [
+        e for e in compilation.errors if e.location.sequence in names or e.location.sequence is None
+    ]
     if bad:
         print(f"{len(bad)} problem(s) found", file=sys.stderr)
+        if _no_contacts_yet(ctx):
+            print(
+                "hint: no contacts ingested yet, so custom columns are unknown: run "
+                "`sequencer ingest` first",
+                file=sys.stderr,
+            )
         return EXIT_INPUT
     return EXIT_OK
 
@@ -174,7 +192,8 @@ def cmd_preview(ctx: Context, args: argparse.Namespace) -> int:
         print("sample:")
         for row in p.sample:
             name = " ".join(str(x) for x in (row["first_name"], row["last_name"]) if x)
-            print(f"  {row['contact_id']:<12} {row['email'] or '-':<36} {name:<24} {row['account'] or ''}")
+            email, account = row["email"] or "-", row["account"] or ""
+            print(f"  {row['contact_id']:<12} {email:<36} {name:<24} {account}")
     print("(nothing was written)")
     return EXIT_OK
 

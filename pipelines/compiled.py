@@ -82,26 +82,58 @@ def compile_sequence(ws: Workspace, seq: Sequence, schema: ConditionSchema) -> C
             errors.append(ConfigError(f"unknown saved view {name!r}", where))
             continue
         compiled = _catch(
-            errors, compile_conditions, [ws.views[name]], schema,
-            scope="audience", record=record, location=where, limit=limit,
+            errors,
+            compile_conditions,
+            [ws.views[name]],
+            schema,
+            scope="audience",
+            record=record,
+            location=where,
+            limit=limit,
         )
         if compiled:
             views[name] = compiled[0]
-    where = _catch(
-        errors, compile_conditions, seq.audience.where, schema, scope="audience",
-        record=record, limit=limit,
-        location=Location(file=file, sequence=seq.name, field="audience.where"),
-    ) or []
+    where = (
+        _catch(
+            errors,
+            compile_conditions,
+            seq.audience.where,
+            schema,
+            scope="audience",
+            record=record,
+            limit=limit,
+            location=Location(file=file, sequence=seq.name, field="audience.where"),
+        )
+        or []
+    )
     steps: dict[str, list[CompiledCondition]] = {}
     for i, step in enumerate(seq.steps):
-        steps[step.id] = _catch(
-            errors, compile_conditions, step.when, schema, scope="step", limit=limit,
-            location=Location(file=file, sequence=seq.name, step=step.id, field=f"steps[{i}].when"),
-        ) or []
-    exit_where = _catch(
-        errors, compile_conditions, seq.exit.where, schema, scope="exit", limit=limit,
-        location=Location(file=file, sequence=seq.name, field="exit.where"),
-    ) or []
+        steps[step.id] = (
+            _catch(
+                errors,
+                compile_conditions,
+                step.when,
+                schema,
+                scope="step",
+                limit=limit,
+                location=Location(
+                    file=file, sequence=seq.name, step=step.id, field=f"steps[{i}].when"
+                ),
+            )
+            or []
+        )
+    exit_where = (
+        _catch(
+            errors,
+            compile_conditions,
+            seq.exit.where,
+            schema,
+            scope="exit",
+            limit=limit,
+            location=Location(file=file, sequence=seq.name, field="exit.where"),
+        )
+        or []
+    )
     if errors:
         raise ErrorList(errors)
     return CompiledSequence(seq, file, views, where, steps, exit_where)
@@ -138,8 +170,11 @@ def check_references(ws: Workspace, seq: Sequence) -> list[SequencerError]:
             if value != "owner" and "@" not in value and ws.users.user(value) is None:
                 name = key.rstrip("_")
                 errors.append(ConfigError(f"{name}: unknown user {value!r}", loc))
-        sources = {f"steps[{i}].subject": step.subject, f"steps[{i}].body": step.body,
-                   f"steps[{i}].note": step.note}
+        sources = {
+            f"steps[{i}].subject": step.subject,
+            f"steps[{i}].body": step.body,
+            f"steps[{i}].note": step.note,
+        }
         if step.template:
             path = ws.templates_dir / step.template
             if not path.is_file():
@@ -152,7 +187,11 @@ def check_references(ws: Workspace, seq: Sequence) -> list[SequencerError]:
             try:
                 env.parse(text)
             except TemplateSyntaxError as exc:
-                errors.append(ConfigError(f"{name}: template syntax error line {exc.lineno}: {exc.message}", loc))
+                errors.append(
+                    ConfigError(
+                        f"{name}: template syntax error line {exc.lineno}: {exc.message}", loc
+                    )
+                )
     return errors
 
 

@@ -7,9 +7,9 @@ opening the file even read-only (see shared NOTES.md). Every connection goes thr
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import duckdb
 

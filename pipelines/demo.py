@@ -13,18 +13,31 @@ from pathlib import Path
 import duckdb
 
 INDUSTRIES = ["SaaS", "Fintech", "Retail", "Healthcare", "Manufacturing", "Logistics"]
-TIMEZONES = ["America/New_York", "America/Los_Angeles", "Europe/Berlin", "Europe/London",
-             "Asia/Kolkata", "Australia/Sydney"]
+TIMEZONES = [
+    "America/New_York",
+    "America/Los_Angeles",
+    "Europe/Berlin",
+    "Europe/London",
+    "Asia/Kolkata",
+    "Australia/Sydney",
+]
 STAGES = ["lead", "lead", "lead", "nurture", "nurture", "customer", "other"]
 OWNERS = ["alice", "bruno", "chitra"]
+FIRST_NAMES = ["Ana", "Ben", "Chen", "Dana", "Eli", "Fatima", "Gus", "Hana", "Ivo", "Jo"]
 
 
 def _sql_list(values: list[str]) -> str:
     return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
 
 
-def generate(out: Path, *, contacts: int = 3000, accounts: int = 300, seed: float = 0.42,
-             start: dt.date = dt.date(2026, 1, 5)) -> dict[str, Path]:
+def generate(
+    out: Path,
+    *,
+    contacts: int = 3000,
+    accounts: int = 300,
+    seed: float = 0.42,
+    start: dt.date = dt.date(2026, 1, 5),
+) -> dict[str, Path]:
     """Write ``accounts.csv``, ``contacts.csv`` and ``activities.csv`` into ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
@@ -46,10 +59,14 @@ def generate(out: Path, *, contacts: int = 3000, accounts: int = 300, seed: floa
         create table contacts as
         select
             printf('C%06d', i) as contact_id,
-            case when i % 97 = 0 then null
-                 when i % 41 = 0 then upper('person' || (i - 1) || '@company' || (1 + (i - 1) % {accounts}) || '.example')
-                 else 'person' || i || '@company' || (1 + i % {accounts}) || '.example' end as email,
-            {_sql_list(["Ana", "Ben", "Chen", "Dana", "Eli", "Fatima", "Gus", "Hana", "Ivo", "Jo"])}[1 + i % 10] as first_name,
+            case
+                when i % 97 = 0 then null
+                -- every 41st contact repeats the previous one's email in upper case
+                when i % 41 = 0 then upper(
+                    'person' || (i - 1) || '@company' || (1 + (i - 1) % {accounts}) || '.example')
+                else 'person' || i || '@company' || (1 + i % {accounts}) || '.example'
+            end as email,
+            {_sql_list(FIRST_NAMES)}[1 + i % 10] as first_name,
             'Lastname' || i as last_name,
             printf('A%05d', 1 + i % {accounts}) as account_id,
             {_sql_list(OWNERS)}[1 + (i % 3)] as owner_id,
@@ -67,8 +84,18 @@ def generate(out: Path, *, contacts: int = 3000, accounts: int = 300, seed: floa
         select
             printf('H%07d', row_number() over ()) as activity_id,
             c.contact_id,
-            {_sql_list(["email_sent", "email_opened", "call_outgoing", "chat", "meeting",
-                        "sales_activity:lunch"])}[1 + cast(floor(random() * 6) as integer)] as type,
+            {
+        _sql_list(
+            [
+                "email_sent",
+                "email_opened",
+                "call_outgoing",
+                "chat",
+                "meeting",
+                "sales_activity:lunch",
+            ]
+        )
+    }[1 + cast(floor(random() * 6) as integer)] as type,
             (c.created_at + to_minutes(cast(random() * 60 * 24 * 30 as integer))) as occurred_at,
         from contacts as c, range(3) as r(k)
         where random() < 0.3
@@ -79,8 +106,12 @@ def generate(out: Path, *, contacts: int = 3000, accounts: int = 300, seed: floa
     with paths["contacts"].open("a", encoding="utf-8") as f:
         # Deliberately bad rows: they must land in quarantine with their line numbers.
         f.write(",nobody@example.com,No,Id,A00001,alice,UTC,false,2025-12-01,2025-12-01,lead,10,\n")
-        f.write("C999998,not-an-email,Bad,Email,A00001,alice,UTC,false,2025-12-01,2025-12-01,lead,10,\n")
-        f.write("C999999,tz@example.com,Bad,Zone,A00001,alice,Mars/Olympus,false,2025-12-01,2025-12-01,lead,10,\n")
+        f.write(
+            "C999998,not-an-email,Bad,Email,A00001,alice,UTC,false,2025-12-01,2025-12-01,lead,10,\n"
+        )
+        f.write(
+            "C999999,tz@example.com,Bad,Zone,A00001,alice,Mars/Olympus,false,2025-12-01,2025-12-01,lead,10,\n"
+        )
     con.close()
     return paths
 
@@ -91,7 +122,9 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=3000)
     parser.add_argument("--accounts", type=int, default=300)
     args = parser.parse_args()
-    for name, path in generate(Path(args.out), contacts=args.contacts, accounts=args.accounts).items():
+    for name, path in generate(
+        Path(args.out), contacts=args.contacts, accounts=args.accounts
+    ).items():
         print(f"wrote {path} ({name})")
 
 

@@ -203,9 +203,7 @@ class Sequence(Strict):
             if step.thread == "reply" and step.action == "email":
                 earlier = self.steps[: self.steps.index(step)]
                 if not any(s.action == "email" for s in earlier):
-                    raise ValueError(
-                        f"step {step.id!r}: thread: reply needs an earlier email step"
-                    )
+                    raise ValueError(f"step {step.id!r}: thread: reply needs an earlier email step")
         return self
 
     @property

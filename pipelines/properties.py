@@ -13,7 +13,9 @@ import duckdb
 from pipelines.db import read_sql
 
 
-def contact_properties(con: duckdb.DuckDBPyConnection, as_of: dt.datetime) -> duckdb.DuckDBPyRelation:
+def contact_properties(
+    con: duckdb.DuckDBPyConnection, as_of: dt.datetime
+) -> duckdb.DuckDBPyRelation:
     """The derived properties of every contact with activity at or before ``as_of`` (UTC)."""
     return con.sql(read_sql("int_contact_properties.sql"), params={"as_of": as_of})
 

@@ -73,8 +73,10 @@ def test_bad_sequence_does_not_hide_the_good_ones_when_not_strict(tmp_path):
 
 
 def test_users_file_rejects_unknown_role_and_permission(tmp_path):
-    users = {"users": [{"id": "x", "email": "x@y.z", "role": "ghost"}],
-             "roles": {"rep": ["view_sequences", "fly"]}}
+    users = {
+        "users": [{"id": "x", "email": "x@y.z", "role": "ghost"}],
+        "roles": {"rep": ["view_sequences", "fly"]},
+    }
     write_workspace(tmp_path, {}, users=users)
     with pytest.raises(ErrorList) as info:
         load_workspace(tmp_path)

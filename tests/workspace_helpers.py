@@ -9,20 +9,32 @@ import yaml
 
 USERS = {
     "users": [
-        {"id": "alice", "email": "alice@acme.example", "role": "rep",
-         "timezone": "America/New_York"},
+        {
+            "id": "alice",
+            "email": "alice@acme.example",
+            "role": "rep",
+            "timezone": "America/New_York",
+        },
         {"id": "bruno", "email": "bruno@acme.example", "role": "rep", "timezone": "Europe/Berlin"},
         {"id": "vera", "email": "vera@acme.example", "role": "viewer"},
         {"id": "olga", "email": "olga@acme.example", "role": "admin"},
     ],
-    "roles": {"rep": ["view_sequences", "create_sequences"], "viewer": ["view_sequences"],
-              "admin": ["admin"]},
+    "roles": {
+        "rep": ["view_sequences", "create_sequences"],
+        "viewer": ["view_sequences"],
+        "admin": ["admin"],
+    },
 }
 
 
-def write_workspace(root: Path, sequences: dict[str, str], *, users: dict | None = None,
-                    views: dict[str, str] | None = None,
-                    templates: dict[str, str] | None = None) -> Path:
+def write_workspace(
+    root: Path,
+    sequences: dict[str, str],
+    *,
+    users: dict | None = None,
+    views: dict[str, str] | None = None,
+    templates: dict[str, str] | None = None,
+) -> Path:
     """Write a workspace; ``sequences`` maps file stem to YAML text (dedented)."""
     (root / "sequences" / "templates").mkdir(parents=True, exist_ok=True)
     (root / "sequences" / "views").mkdir(parents=True, exist_ok=True)
