@@ -68,7 +68,7 @@ def utc_now() -> dt.datetime:
 
 
 def cmd_ingest(ctx: Context, args: argparse.Namespace) -> int:
-    from pipelines.ingest import ingest_file
+    from pipelines.ingest import ingest_files
 
     paths = [Path(p) for p in args.files] or sorted(
         p for p in (ctx.project / "imports").glob("*") if p.is_file()
@@ -78,8 +78,9 @@ def cmd_ingest(ctx: Context, args: argparse.Namespace) -> int:
     con = ctx.connect()
     try:
         print(f"{'file':<40} {'entity':<11} {'loaded':>8} {'updated':>8} {'quarantined':>11}")
-        for path in paths:
-            r = ingest_file(con, path, tag=args.tag)
+        # ingest_files loads accounts, then contacts, then activities (activities given by
+        # email are matched to contacts loaded in the same call)
+        for r in ingest_files(con, paths, tag=args.tag):
             note = "  (already ingested: nothing changed)" if r.skipped else ""
             print(
                 f"{Path(r.file).name:<40} {r.entity:<11} {r.loaded:>8} {r.updated:>8} "

@@ -34,11 +34,29 @@ end
 {%- endfor %}
 {%- endmacro %}
 
-{% macro custom_reasons(custom) -%}
-{%- for c in custom %}
-            case
-                when {{ ('__raw_' ~ c.name) | ident }} is not null and {{ c.name | ident }} is null
-                    then {{ ('bad value for column ' ~ c.name ~ ': expected ' ~ c.type) | literal }}
-            end,
-{%- endfor %}
+{#- Adds (condition, reason) pairs for custom columns to ns.checks: a value that does not cast. -#}
+{% macro add_custom_checks(ns, custom) -%}
+{%- for c in custom -%}
+{%- set ns.checks = ns.checks + [(
+    ('__raw_' ~ c.name) | ident ~ ' is not null and ' ~ c.name | ident ~ ' is null',
+    ('bad value for column ' ~ c.name ~ ': expected ' ~ c.type) | literal,
+)] -%}
+{%- endfor -%}
+{%- endmacro %}
+
+{#- The reasons a row cannot load, from (condition, reason literal) pairs. The list is only
+    built for rows where some condition holds: most rows are clean. -#}
+{% macro reasons(checks) -%}
+case
+    when not (
+        {%- for cond, _ in checks %}
+        ({{ cond }}){{ " or" if not loop.last }}
+        {%- endfor %}
+    ) then []::varchar[]
+    else list_filter([
+        {%- for cond, reason in checks %}
+        case when {{ cond }} then {{ reason }} end,
+        {%- endfor %}
+    ], lambda r: r is not null)
+end
 {%- endmacro %}

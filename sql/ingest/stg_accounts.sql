@@ -1,0 +1,61 @@
+-- Typed, checked accounts of one file: one row per record of `ingest_raw`, with the reasons
+-- it cannot load (an empty list loads). Parameters: $tag (NULL without --tag).
+{% import '_macros.sql' as m %}
+with
+
+source as (
+    select
+        rowid + 1 as __rec,
+        nullif(trim({{ src.account_id }}), '') as account_id,
+        nullif({{ src.name }}, '') as name,
+        nullif(trim({{ src.domain }}), '') as domain,
+        nullif(trim({{ src.owner_id }}), '') as owner_id,
+        nullif(trim({{ src.created_at }}), '') as created_at_raw,
+        nullif(trim({{ src.updated_at }}), '') as updated_at_raw,
+        coalesce($tag, nullif({{ src.import_name }}, '')) as import_name,
+        {{- m.custom_raw(custom) }}
+    from ingest_raw
+),
+
+typed as (
+    select
+        source.*,
+        {{ m.utc_ts('created_at_raw') }} as created_at,
+        {{ m.utc_ts('updated_at_raw') }} as updated_at,
+        {{- m.custom_typed(custom) }}
+    from source
+),
+
+{%- set ns = namespace(checks=[
+    ("account_id is null", "'missing id: account_id'"),
+    ("created_at_raw is not null and created_at is null",
+        "'unparseable timestamp: created_at'"),
+    ("updated_at_raw is not null and updated_at is null",
+        "'unparseable timestamp: updated_at'"),
+]) %}
+{{- m.add_custom_checks(ns, custom) }}
+checked as (
+    select
+        *,
+        {{ m.reasons(ns.checks) | indent(8) }} as __reasons,
+    from typed
+),
+
+final as (
+    select
+        __rec,
+        account_id,
+        name,
+        domain,
+        owner_id,
+        created_at,
+        updated_at,
+        import_name,
+        {%- for c in custom %}
+        {{ c.name | ident }},
+        {%- endfor %}
+        __reasons,
+    from checked
+)
+
+select * from final

@@ -1,0 +1,95 @@
+-- Typed, checked activities of one file: one row per record of `ingest_raw`, with the reasons
+-- it cannot load (an empty list loads). JSONL records arrive as one text per line (`__text`).
+-- Parameters: $email_re, $types (the built-in activity types).
+{% import '_macros.sql' as m %}
+with
+
+{% if jsonl %}
+lines as (
+    select
+        rowid + 1 as __rec,
+        __text,
+        case
+            when json_valid(__text) and json_type(__text::json) = 'OBJECT' then __text::json
+        end as j,
+    from ingest_raw
+),
+
+source as (
+    select
+        __rec,
+        j is null as invalid_json,
+        nullif(trim(j ->> 'activity_id'), '') as activity_id,
+        nullif(trim(j ->> 'contact_id'), '') as contact_id,
+        nullif(trim(j ->> 'email'), '') as email,
+        nullif(trim(j ->> 'type'), '') as type,
+        nullif(trim(j ->> 'occurred_at'), '') as occurred_at_raw,
+        nullif(j ->> 'sequence', '') as sequence,
+        nullif(j ->> 'step', '') as step,
+        nullif(trim(j ->> 'message_id'), '') as message_id,
+        nullif(j ->> 'detail', '') as detail,
+    from lines
+    where __text is not null
+),
+{% else %}
+source as (
+    select
+        rowid + 1 as __rec,
+        false as invalid_json,
+        nullif(trim({{ src.activity_id }}), '') as activity_id,
+        nullif(trim({{ src.contact_id }}), '') as contact_id,
+        nullif(trim({{ src.email }}), '') as email,
+        nullif(trim({{ src.type }}), '') as type,
+        nullif(trim({{ src.occurred_at }}), '') as occurred_at_raw,
+        nullif({{ src.sequence }}, '') as sequence,
+        nullif({{ src.step }}, '') as step,
+        nullif(trim({{ src.message_id }}), '') as message_id,
+        nullif({{ src.detail }}, '') as detail,
+    from ingest_raw
+),
+{% endif %}
+
+typed as (
+    select
+        *,
+        timezone('UTC', try_cast(occurred_at_raw as timestamptz)) as occurred_at,
+    from source
+),
+
+{%- set checks = [
+    ("activity_id is null", "'missing id: activity_id'"),
+    ("contact_id is null and email is null", "'no contact_id or email'"),
+    ("email is not null and not regexp_full_match(email, $email_re)", "'bad email'"),
+    ("type is null or not (list_contains($types, type)"
+        ~ " or regexp_full_match(type, 'sales_activity:\\S.*'))", "'unknown activity type'"),
+    ("occurred_at_raw is null", "'missing timestamp: occurred_at'"),
+    ("occurred_at_raw is not null and occurred_at is null",
+        "'unparseable timestamp: occurred_at'"),
+] %}
+checked as (
+    select
+        *,
+        case
+            when invalid_json then ['invalid JSON']
+            else {{ m.reasons(checks) | indent(12) }}
+        end as __reasons,
+    from typed
+),
+
+final as (
+    select
+        __rec,
+        activity_id,
+        contact_id,
+        email,
+        type,
+        occurred_at,
+        sequence,
+        step,
+        message_id,
+        detail,
+        __reasons,
+    from checked
+)
+
+select * from final
