@@ -7,11 +7,12 @@ real product path.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from pathlib import Path
 
-from pipelines import cli
+from pipelines import cli, db
 from pipelines.demo import generate
 
 
@@ -20,10 +21,23 @@ def step(title: str) -> None:
 
 
 def run(argv: list[str]) -> None:
-    print(f"$ sequencer {' '.join(argv)}", flush=True)
+    print(f"$ sequencer {shlex.join(argv)}", flush=True)
     code = cli.main(argv)
     if code != cli.EXIT_OK:
         sys.exit(f"demo stopped: `sequencer {' '.join(argv)}` exited with {code}")
+
+
+def show_quarantine(db_path: Path) -> None:
+    con = db.connect(db_path, read_only=True)
+    try:
+        rows = con.execute(
+            "select file, line, reason from quarantine order by file, line"
+        ).fetchall()
+    finally:
+        con.close()
+    print(f"quarantine holds {len(rows)} row(s):")
+    for file, line, reason in rows:
+        print(f"  {Path(file).name}:{line}  {reason}")
 
 
 def main() -> None:
@@ -43,6 +57,7 @@ def main() -> None:
     step("2. ingest (bad rows go to quarantine)")
     files = [str(project / "imports" / f"{n}.csv") for n in ("accounts", "contacts", "activities")]
     run(["ingest", *common, "--tag", "demo import", *files])
+    show_quarantine(db_path)
     step("3. validate every sequence")
     run(["validate", *common])
     step("4. sequences per user")
