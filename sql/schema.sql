@@ -84,6 +84,7 @@ create table if not exists enrollments (
     exited_on date,
     exited_at timestamp,
     manual boolean not null default false,
+    email varchar,                      -- lower(email) at enrolment: prevent_duplicate_emails
     primary key (sequence, contact_id),
 );
 
@@ -94,6 +95,7 @@ create table if not exists actions (
     contact_id varchar not null,
     enrollment_id varchar not null,
     step varchar not null,
+    step_index integer,                 -- the step's position in the file when decided
     day integer not null,
     action varchar not null,            -- email | email_reminder | follow_up | call_reminder | sms
     occurrence_on date not null,
@@ -105,6 +107,8 @@ create table if not exists actions (
     decided_at timestamp,
     claimed_at timestamp,
     finished_at timestamp,
+    sender_id varchar,                  -- set by send: the user whose mailbox sent (daily limit)
+    subject varchar,                    -- set by send: the subject as sent (threads reply to it)
 );
 
 create table if not exists tasks (
@@ -144,4 +148,46 @@ create table if not exists runs (
     started_at timestamp,
     finished_at timestamp,
     stats json,
+);
+
+-- Tick state (pipelines/tick.py). Derived activity properties of every contact with activity,
+-- maintained incrementally: as of tick_state.properties_as_of, the latest instant processed.
+create table if not exists contact_activity_state (
+    contact_id varchar primary key,
+    last_activity_type varchar,
+    last_activity_at timestamp,
+    last_contacted_type varchar,
+    last_contacted_at timestamp,
+    unsubscribed_at timestamp,          -- first `unsubscribed` activity
+    bounced_at timestamp,               -- first `email_bounced` activity
+    last_replied_at timestamp,          -- latest `email_replied` activity
+);
+
+-- One row (id = 1): the instant contact_activity_state reflects, and how many activities
+-- (with a contact_id, occurred_at <= that instant) it was built from: a different count at
+-- the next run means late-ingested activities, and the state is rebuilt.
+create table if not exists tick_state (
+    id integer primary key,
+    properties_as_of timestamp,
+    activities_counted bigint,
+);
+
+-- When each sequence was first seen by a run, and its first occurrence date.
+create table if not exists sequence_state (
+    sequence varchar primary key,
+    first_seen_at timestamp not null,
+    first_occurrence_on date not null,
+);
+
+-- Manual enrolment requests (pipelines/enrollment.py), resolved at the sequence's next
+-- occurrence at or after requested_at.
+create table if not exists manual_requests (
+    sequence varchar not null,
+    contact_id varchar not null,
+    requested_at timestamp not null,
+    status varchar not null,            -- pending | enrolled | rejected | cancelled
+    reason varchar,                     -- why rejected/cancelled
+    resolved_on date,
+    resolved_at timestamp,
+    primary key (sequence, contact_id, requested_at),
 );

@@ -1,0 +1,388 @@
+"""The send step against a real SMTP server on 127.0.0.1 (tests/smtp_sink.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+
+from pipelines import mail
+from pipelines.db import connect
+from pipelines.deliver import list_unknown, resolve_unknown, send_due
+from pipelines.tasks import complete_task, list_tasks
+from pipelines.workspace import load_workspace
+from tests.delivery_fixtures import (
+    ENV,
+    SECRET,
+    action_rows,
+    add_action,
+    key_of,
+    seed_contacts,
+    write_workspace,
+)
+from tests.delivery_fixtures import statuses as statuses_of
+from tests.smtp_sink import SmtpSink, smtp_sink  # noqa: F401  (fixture)
+
+T0 = dt.datetime(2026, 3, 2, 14, 30)  # Monday 09:30 in New York
+HOUR = dt.timedelta(hours=1)
+DAY = dt.timedelta(days=1)
+
+
+def no_wait(attempt: int) -> float:
+    return 0.0
+
+
+@pytest.fixture
+def env(tmp_path, smtp_sink):  # noqa: F811
+    con = connect(tmp_path / "db.duckdb")
+    seed_contacts(con)
+    ws = load_workspace(write_workspace(tmp_path / "ws", smtp_sink.port))
+    yield con, ws, smtp_sink
+    con.close()
+
+
+def send(con, ws, as_of, **kw):
+    return send_due(con, ws, as_of, env=ENV, backoff=no_wait, **kw)
+
+
+def by_to(sink):
+    return {m.message["To"].addresses[0].addr_spec: m for m in sink.messages}
+
+
+def test_email_headers_body_tracking_and_activity(env):
+    con, ws, sink = env
+    key = add_action(con, "c1", "intro", T0)
+    report = send(con, ws, T0 + HOUR)
+    assert report.sent == 1 and not report.problems
+    [received] = sink.messages
+    msg = received.message
+    assert msg["Message-ID"] == mail.message_id(key, "acme.example")
+    assert msg["From"] == "Alice Smith <alice@acme.example>"
+    assert msg["To"] == "Ann Lee <ann@example.com>"
+    assert msg["Cc"] == "manager@acme.example"
+    assert msg["Reply-To"] == "Bob Jones <bob@acme.example>"
+    assert msg["Bcc"] is None and "bob@acme.example" in received.rcpt_tos
+    assert received.rcpt_tos[0] == "ann@example.com" and received.mail_from == "alice@acme.example"
+    assert msg["Subject"] == "Quick question, Ann"
+    assert msg["In-Reply-To"] is None
+    # RFC 8058 one-click unsubscribe, with a signed https URL, also in the body
+    unsub = msg["List-Unsubscribe"]
+    assert unsub.startswith("<https://t.acme.example/u/") and unsub.endswith(">")
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    token = unsub[1:-1].rsplit("/", 1)[1]
+    assert mail.verify_token(SECRET.encode(), token) == {"k": key, "c": "c1"}
+    with pytest.raises(ValueError):
+        mail.verify_token(b"other-secret", token)
+    text = msg.get_body(("plain",)).get_content()
+    markup = msg.get_body(("html",)).get_content()
+    assert "Hi Ann," in text and "our deck (https://acme.example/deck?a=1&b=2)" in text
+    assert unsub[1:-1] in text and "Acme Corp" in text
+    # click tracking: the deck link points at the signed redirect; unsubscribe stays direct
+    assert "https://acme.example/deck" not in markup
+    click = markup.split('href="https://t.acme.example/c/')[1].split('"')[0]
+    assert mail.verify_token(SECRET.encode(), click)["u"] == "https://acme.example/deck?a=1&b=2"
+    assert f'href="{unsub[1:-1]}"' in markup
+    assert '<img src="https://t.acme.example/o/' in markup  # open pixel
+    row = action_rows(con)[key]
+    assert row["status"] == "sent" and row["message_id"] == msg["Message-ID"]
+    assert row["sender_id"] == "alice" and row["attempts"] == 1
+    act = con.execute(
+        "select activity_id, contact_id, type, occurred_at, sequence, step, message_id"
+        " from activities"
+    ).fetchall()
+    assert len(act) == 1
+    assert act[0][1:3] == ("c1", "email_sent") and act[0][4:] == (
+        "outbound",
+        "intro",
+        row["message_id"],
+    )
+    assert T0 + HOUR <= act[0][3] < T0 + HOUR + dt.timedelta(minutes=1)
+
+
+def test_thread_reply_across_two_steps(env):
+    con, ws, sink = env
+    add_action(con, "c1", "intro", T0)
+    send(con, ws, T0 + HOUR)
+    add_action(con, "c1", "bump", T0 + 2 * DAY, day=3)
+    send(con, ws, T0 + 2 * DAY + HOUR)
+    first, second = (m.message for m in sink.messages)
+    assert second["Subject"] == "Re: Quick question, Ann"
+    assert second["In-Reply-To"] == first["Message-ID"]
+    assert second["References"] == first["Message-ID"]
+    assert first["Message-ID"] != second["Message-ID"]
+
+
+def test_reply_without_a_sent_predecessor_starts_a_new_thread(env):
+    con, ws, sink = env
+    add_action(con, "c1", "bump", T0, day=3)
+    send(con, ws, T0 + HOUR)
+    [msg] = (m.message for m in sink.messages)
+    assert msg["In-Reply-To"] is None and msg["Subject"] == "unused"
+
+
+def test_script_in_first_name_is_escaped_in_html(env):
+    con, ws, sink = env
+    add_action(con, "c2", "intro", T0)
+    add_action(con, "c2", "html", T0, day=8)
+    send(con, ws, T0 + HOUR)
+    assert len(sink.messages) == 2
+    for received in sink.messages:
+        markup = received.message.get_body(("html",)).get_content()
+        assert "<script>" not in markup
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in markup
+
+
+def test_header_injection_through_data_is_held(env):
+    con, ws, sink = env
+    con.execute(
+        "update contacts set last_name = 'Lee\r\nBcc: evil@x.example' where contact_id='c1'"
+    )
+    key = add_action(con, "c1", "intro", T0)
+    send(con, ws, T0 + HOUR)
+    row = action_rows(con)[key]
+    assert row["status"] == "held" and "linefeed" in row["error"] and not sink.messages
+
+
+def test_missing_field_is_held_and_rest_is_sent(env):
+    con, ws, sink = env
+    held = add_action(con, "c1", "broken", T0, day=7)
+    ok = add_action(con, "c3", "intro", T0)
+    report = send(con, ws, T0 + HOUR)
+    rows = action_rows(con)
+    assert rows[held]["status"] == "held" and "nickname" in rows[held]["error"]
+    assert rows[held]["claimed_at"] is None  # never claimed: nothing could have gone out
+    assert rows[ok]["status"] == "sent"
+    assert report.held == 1 and report.sent == 1 and len(sink.messages) == 1
+
+
+def test_send_twice_sends_nothing_twice(env):
+    con, ws, sink = env
+    for c in ("c1", "c3", "c4"):
+        add_action(con, c, "intro", T0)
+    first = send(con, ws, T0 + HOUR)
+    second = send(con, ws, T0 + HOUR)
+    again = send(con, ws, T0 + 2 * HOUR)
+    assert first.sent == 3 and second.sent == 0 and again.sent == 0
+    ids = sink.message_ids()
+    assert len(ids) == 3 and len(set(ids)) == 3
+    assert con.execute("select count(*) from activities").fetchone()[0] == 3
+
+
+def test_permanent_rejection_fails_only_that_action(env):
+    con, ws, sink = env
+    sink.reject["bo@example.com"] = "550 5.1.1 <bo@example.com>: no such user"
+    keys = {c: add_action(con, c, "intro", T0) for c in ("c1", "c2", "c3")}
+    report = send(con, ws, T0 + HOUR, max_retries=3)
+    rows = action_rows(con)
+    assert rows[keys["c2"]]["status"] == "failed" and "550" in rows[keys["c2"]]["error"]
+    assert rows[keys["c2"]]["attempts"] == 1  # permanent: no retry
+    assert rows[keys["c1"]]["status"] == rows[keys["c3"]]["status"] == "sent"
+    assert set(by_to(sink)) == {"ann@example.com", "cy@example.com"}
+    assert report.failed == 1 and report.sent == 2
+
+
+def test_transient_failures_retry_then_send(env):
+    con, ws, sink = env
+    sink.tempfail = 2
+    key = add_action(con, "c1", "intro", T0)
+    send(con, ws, T0 + HOUR, max_retries=3)
+    row = action_rows(con)[key]
+    assert row["status"] == "sent" and row["attempts"] == 3
+    assert len(sink.messages) == 1
+
+
+def test_transient_failures_exhaust_retries_then_fail(env):
+    con, ws, sink = env
+    sink.tempfail = 10
+    waits = []
+    key = add_action(con, "c1", "intro", T0)
+    send_due(con, ws, T0 + HOUR, env=ENV, max_retries=2, backoff=lambda n: waits.append(n) or 0)
+    row = action_rows(con)[key]
+    assert row["status"] == "failed" and "451" in row["error"] and row["attempts"] == 3
+    assert waits == [1, 2] and not sink.messages
+
+
+def test_connection_refused_is_transient_then_failed(env, tmp_path):
+    from tests.smtp_sink import free_port
+
+    con, _, _ = env
+    ws = load_workspace(write_workspace(tmp_path / "ws2", free_port()))
+    key = add_action(con, "c1", "intro", T0)
+    send(con, ws, T0 + HOUR, max_retries=1)
+    row = action_rows(con)[key]
+    assert row["status"] == "failed" and "connect" in row["error"] and row["attempts"] == 2
+
+
+def test_lost_connection_during_data_is_unknown_and_never_resent(env):
+    con, ws, sink = env
+    sink.drop = 1
+    key = add_action(con, "c1", "intro", T0)
+    report = send(con, ws, T0 + HOUR)
+    assert report.unknown == 1 and statuses_of(con)[key] == "unknown"
+    send(con, ws, T0 + 2 * HOUR)
+    assert len(sink.messages) == 1  # delivered once, by the first send
+    [pending] = list_unknown(con)
+    assert pending["idempotency_key"] == key
+    assert pending["message_id"] == sink.messages[0].message["Message-ID"]
+    resolve_unknown(con, key, "sent")
+    row = action_rows(con)[key]
+    assert row["status"] == "sent" and row["finished_at"] == row["claimed_at"]
+    assert con.execute("select count(*) from activities where type='email_sent'").fetchone()[0] == 1
+    assert list_unknown(con) == []
+
+
+def test_resolve_unknown_retry_sends_once_more(env):
+    con, ws, sink = env
+    key = add_action(con, "c1", "intro", T0, status="unknown")
+    send(con, ws, T0 + HOUR)
+    assert not sink.messages
+    resolve_unknown(con, key, "retry")
+    send(con, ws, T0 + 2 * HOUR)
+    assert len(sink.messages) == 1 and statuses_of(con)[key] == "sent"
+    with pytest.raises(Exception, match="unknown"):
+        resolve_unknown(con, key, "retry")
+
+
+def test_daily_limit_defers_and_deferred_go_first_next_local_day(tmp_path):
+    with SmtpSink() as sink:
+        con = connect(tmp_path / "db.duckdb")
+        seed_contacts(con)
+        ws = load_workspace(write_workspace(tmp_path / "ws", sink.port, alice_limit=2))
+        # day 1: three due emails, limit 2 → the newest one is deferred
+        k1 = add_action(con, "c1", "intro", T0)
+        k3 = add_action(con, "c3", "intro", T0 + dt.timedelta(minutes=1))
+        k4 = add_action(con, "c4", "intro", T0 + dt.timedelta(minutes=2))
+        report = send(con, ws, T0 + HOUR)
+        assert report.sent == 2 and report.deferred == 1
+        assert statuses_of(con)[k4] == "deferred"
+        assert [m.message["Message-ID"] for m in sink.messages] == [
+            mail.message_id(k, "acme.example") for k in (k1, k3)
+        ]
+        # later the same local day (23:30 New York = 04:30Z next UTC day): still limited
+        late = dt.datetime(2026, 3, 3, 4, 30)
+        assert send(con, ws, late).sent == 0 and statuses_of(con)[k4] == "deferred"
+        # next local day: two new due emails; the deferred one goes first, then the oldest due
+        k5 = add_action(con, "c5", "intro", T0 + DAY + dt.timedelta(minutes=5), day=1)
+        k6 = add_action(con, "c6", "intro", T0 + DAY, day=1)
+        report = send(con, ws, T0 + DAY + HOUR)
+        assert report.sent == 2 and report.deferred == 1
+        sent_now = [m.message["Message-ID"] for m in sink.messages[2:]]
+        assert sent_now == [mail.message_id(k, "acme.example") for k in (k4, k6)]
+        st = statuses_of(con)
+        assert st[k4] == st[k6] == "sent" and st[k5] == "deferred"
+        # deferred work does not expire: two days later it still goes out first
+        report = send(con, ws, T0 + 3 * DAY + HOUR)
+        assert statuses_of(con)[k5] == "sent" and report.expired == 0
+        assert len(set(sink.message_ids())) == len(sink.messages) == 5
+        con.close()
+
+
+def test_limit_is_per_sending_user(env):
+    con, ws, sink = env
+    con.execute("delete from contacts where contact_id = 'c9'")
+    key = add_action(con, "c1", "html", T0, day=8)  # from: bob
+    send(con, ws, T0 + HOUR)
+    assert action_rows(con)[key]["sender_id"] == "bob"
+    assert sink.messages[0].mail_from == "bob@acme.example"
+
+
+def test_stale_due_actions_expire(tmp_path):
+    with SmtpSink() as sink:
+        con = connect(tmp_path / "db.duckdb")
+        seed_contacts(con)
+        ws = load_workspace(write_workspace(tmp_path / "ws", sink.port, stale=24))
+        stale = add_action(con, "c1", "intro", T0)
+        fresh = add_action(con, "c3", "intro", T0 + 2 * DAY)
+        task = add_action(con, "c4", "call", T0, action="call_reminder", day=5)
+        report = send(con, ws, T0 + 2 * DAY + HOUR)
+        st = statuses_of(con)
+        assert st[stale] == "expired" and st[fresh] == "sent" and st[task] == "sent"
+        assert report.expired == 1 and len(sink.messages) == 1
+        con.close()
+        # a longer stale_after_hours keeps a 49-hour-old action sendable
+        con = connect(tmp_path / "db2.duckdb")
+        seed_contacts(con)
+        ws = load_workspace(write_workspace(tmp_path / "ws2", sink.port, stale=72))
+        key = add_action(con, "c1", "intro", T0)
+        send(con, ws, T0 + 2 * DAY + HOUR)
+        assert statuses_of(con)[key] == "sent"
+        con.close()
+
+
+def test_unsubscribed_contact_and_removed_step_are_skipped(env):
+    con, ws, sink = env
+    con.execute("update contacts set unsubscribed = true where contact_id = 'c1'")
+    a = add_action(con, "c1", "intro", T0)
+    b = add_action(con, "c3", "gone-step", T0)
+    report = send(con, ws, T0 + HOUR)
+    assert statuses_of(con)[a] == statuses_of(con)[b] == "skipped"
+    assert report.skipped == 2 and not sink.messages
+
+
+def test_tasks_created_for_the_owner(env):
+    con, ws, sink = env
+    remind = add_action(con, "c1", "remind", T0, action="email_reminder", day=4)
+    call = add_action(con, "c1", "call", T0 + DAY, action="call_reminder", day=5)
+    report = send(con, ws, T0 + DAY + HOUR)
+    assert report.tasks == 2 and not sink.messages
+    assert statuses_of(con)[remind] == statuses_of(con)[call] == "sent"
+    tasks = {t["task_id"]: t for t in list_tasks(con, "alice")}
+    assert set(tasks) == {remind, call}
+    assert tasks[remind]["kind"] == "email_reminder" and tasks[remind]["due_on"] == T0.date()
+    assert "Subject: Checking in" in tasks[remind]["body"]
+    assert "Just bumping this, Ann." in tasks[remind]["body"]
+    assert tasks[call]["title"] == "Call Ann Lee"
+    assert tasks[call]["body"] == "Call Ann at +15550001"
+    assert list_tasks(con, "bob") == []
+    send(con, ws, T0 + DAY + 2 * HOUR)  # replay: no duplicate tasks
+    assert len(list_tasks(con, "alice")) == 2
+    complete_task(con, call, T0 + 2 * DAY)
+    complete_task(con, call, T0 + 3 * DAY)  # idempotent
+    assert [t["task_id"] for t in list_tasks(con, "alice")] == [remind]
+    done = [t for t in list_tasks(con, "alice", include_done=True) if t["done"]]
+    assert [t["done_at"] for t in done] == [T0 + 2 * DAY]
+    act = con.execute("select type, contact_id from activities").fetchall()
+    assert act == [("task_completed", "c1")]
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_mailbox_login_uses_password_from_env(tmp_path):
+    with SmtpSink() as sink, SmtpSink(auth=("bob", "hunter2")) as bob_sink:
+        con = connect(tmp_path / "db.duckdb")
+        seed_contacts(con)
+        ws = load_workspace(
+            write_workspace(tmp_path / "ws", sink.port, bob_port=bob_sink.port, bob_login=True)
+        )
+        key = add_action(con, "c1", "html", T0, day=8)  # from: bob
+        send(con, ws, T0 + HOUR)
+        assert statuses_of(con)[key] == "sent" and len(bob_sink.messages) == 1
+        # without the password variable the action is held, and nothing is logged in
+        key2 = add_action(con, "c3", "html", T0, day=8)
+        send_due(con, ws, T0 + HOUR, env={"TRACKING_SECRET": SECRET}, backoff=no_wait)
+        row = action_rows(con)[key2]
+        assert row["status"] == "held" and "BOB_SMTP_PASSWORD" in row["error"]
+        assert "hunter2" not in json.dumps(row, default=str)
+        con.close()
+
+
+def test_missing_tracking_secret_holds_email(env):
+    con, ws, sink = env
+    key = add_action(con, "c1", "intro", T0)
+    send_due(con, ws, T0 + HOUR, env={}, backoff=no_wait)
+    row = action_rows(con)[key]
+    assert row["status"] == "held" and "TRACKING_SECRET" in row["error"]
+    assert not sink.messages
+
+
+def test_send_run_is_recorded(env):
+    con, ws, _ = env
+    add_action(con, "c1", "intro", T0)
+    send(con, ws, T0 + HOUR)
+    kind, stats = con.execute("select kind, stats from runs").fetchone()
+    assert kind == "send" and json.loads(stats)["sent"] == 1
+
+
+def test_key_helper_matches_rows(env):
+    con, _, _ = env
+    assert add_action(con, "c1", "intro", T0) == key_of("c1", "intro")

@@ -1,0 +1,141 @@
+"""SMS steps through a real HTTP gateway on 127.0.0.1 (http.server in a thread)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from pipelines.db import connect
+from pipelines.deliver import send_due
+from pipelines.workspace import load_workspace
+from tests.delivery_fixtures import ENV, action_rows, add_action, seed_contacts, write_workspace
+from tests.smtp_sink import free_port
+
+T0 = dt.datetime(2026, 3, 2, 14, 30)
+AS_OF = T0 + dt.timedelta(hours=1)
+
+
+class Gateway:
+    """Records every POST; answers the next codes in ``replies`` (then 200 with an id)."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+        self.replies: list[int] = []
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                gateway.requests.append(
+                    {
+                        "path": self.path,
+                        "auth": self.headers.get("Authorization"),
+                        "json": json.loads(body),
+                    }
+                )
+                code = gateway.replies.pop(0) if gateway.replies else 200
+                payload = json.dumps({"id": f"gw-{len(gateway.requests)}"}).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/send"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Gateway:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def sms_env(tmp_path):
+    with Gateway() as gateway:
+        con = connect(tmp_path / "db.duckdb")
+        seed_contacts(con)
+        ws = load_workspace(write_workspace(tmp_path / "ws", free_port(), sms_url=gateway.url))
+        yield con, ws, gateway
+        con.close()
+
+
+def send(con, ws, **kw):
+    return send_due(con, ws, AS_OF, env=ENV, backoff=lambda n: 0, **kw)
+
+
+def test_sms_is_posted_with_bearer_token_and_recorded(sms_env):
+    con, ws, gateway = sms_env
+    key = add_action(con, "c1", "text", T0, action="sms", day=6)
+    report = send(con, ws)
+    assert report.sent == 1
+    [req] = gateway.requests
+    assert req["path"] == "/send" and req["auth"] == "Bearer sms-token"
+    assert req["json"] == {"to": "+15550001", "body": "Hi Ann, Alice Smith", "idempotency_key": key}
+    row = action_rows(con)[key]
+    assert row["status"] == "sent" and row["message_id"] == "gw-1"
+    act = con.execute("select type, contact_id, message_id, step from activities").fetchall()
+    assert act == [("sms_sent", "c1", "gw-1", "text")]
+    send(con, ws)  # replay: nothing posted again
+    assert len(gateway.requests) == 1
+
+
+def test_contact_without_phone_is_held(sms_env):
+    con, ws, gateway = sms_env
+    key = add_action(con, "c2", "text", T0, action="sms", day=6)
+    send(con, ws)
+    row = action_rows(con)[key]
+    assert row["status"] == "held" and "phone" in row["error"]
+    assert not gateway.requests
+
+
+def test_gateway_5xx_is_retried_with_the_same_key(sms_env):
+    con, ws, gateway = sms_env
+    gateway.replies = [503, 502]
+    key = add_action(con, "c1", "text", T0, action="sms", day=6)
+    send(con, ws, max_retries=3)
+    assert action_rows(con)[key]["status"] == "sent"
+    assert [r["json"]["idempotency_key"] for r in gateway.requests] == [key] * 3
+
+
+def test_gateway_4xx_fails_that_sms_only(sms_env):
+    con, ws, gateway = sms_env
+    gateway.replies = [400]
+    bad = add_action(con, "c1", "text", T0, action="sms", day=6)
+    good = add_action(con, "c3", "text", T0 + dt.timedelta(minutes=1), action="sms", day=6)
+    report = send(con, ws)
+    rows = action_rows(con)
+    assert rows[bad]["status"] == "failed" and "400" in rows[bad]["error"]
+    assert rows[good]["status"] == "sent" and report.failed == 1
+
+
+def test_gateway_down_fails_after_retries(tmp_path):
+    con = connect(tmp_path / "db.duckdb")
+    seed_contacts(con)
+    url = f"http://127.0.0.1:{free_port()}/send"
+    ws = load_workspace(write_workspace(tmp_path / "ws", free_port(), sms_url=url))
+    key = add_action(con, "c1", "text", T0, action="sms", day=6)
+    send(con, ws, max_retries=2)
+    row = action_rows(con)[key]
+    assert row["status"] == "failed" and row["attempts"] == 3
+    con.close()
+
+
+def test_missing_token_is_held(sms_env):
+    con, ws, gateway = sms_env
+    key = add_action(con, "c1", "text", T0, action="sms", day=6)
+    send_due(con, ws, AS_OF, env={"TRACKING_SECRET": "x"}, backoff=lambda n: 0)
+    row = action_rows(con)[key]
+    assert row["status"] == "held" and "SMS_TOKEN" in row["error"]
+    assert not gateway.requests
