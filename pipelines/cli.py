@@ -199,6 +199,75 @@ def cmd_preview(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_send(ctx: Context, args: argparse.Namespace) -> int:
+    from pipelines.deliver import list_unknown, resolve_unknown, send_due
+
+    ws = ctx.workspace()
+    if not ctx.actor(ws).is_operator and not ws.users.can(ctx.user or "", "admin"):
+        raise PermissionDenied("send and its review are for the operator or an admin")
+    con = ctx.connect()
+    try:
+        if args.mark:
+            key, outcome = args.mark
+            resolve_unknown(con, key, outcome)
+            print(f"{key}: marked {outcome}")
+            return EXIT_OK
+        if args.review:
+            rows = list_unknown(con)
+            print(f"{len(rows)} action(s) in status unknown (claimed, outcome not recorded):")
+            for r in rows:
+                print(
+                    f"  {r['idempotency_key']}  {r['action']:<6} to {r['contact_id']}  "
+                    f"message-id {r['message_id'] or '-'}  claimed {r['claimed_at']}"
+                )
+            if rows:
+                print("check the mailbox's sent folder, then: sequencer send --mark KEY sent|retry")
+            return EXIT_OK
+        as_of = parse_timestamp(args.as_of) if args.as_of else utc_now()
+        report = send_due(con, ws, as_of)
+    finally:
+        con.close()
+    stats = ", ".join(f"{k} {v}" for k, v in report.stats().items())
+    print(f"send at {as_of:%Y-%m-%d %H:%M}Z: {stats}")
+    for key, status, error in report.problems[: args.show]:
+        print(f"  {status:<8} {key}: {error}")
+    return EXIT_OK
+
+
+def cmd_tasks(ctx: Context, args: argparse.Namespace) -> int:
+    from pipelines.tasks import complete_task, list_tasks
+
+    ws = ctx.workspace()
+    actor = ctx.actor(ws)
+    con = ctx.connect()
+    try:
+        if args.verb == "done":
+            if not args.task_id:
+                raise SequencerError("tasks done needs a TASK_ID")
+            owner = con.execute(
+                "select owner_id from tasks where task_id = ?", [args.task_id]
+            ).fetchone()
+            if owner and not (actor.is_operator or owner[0] == actor.user_id):
+                raise PermissionDenied(f"task {args.task_id!r} belongs to {owner[0]!r}")
+            complete_task(con, args.task_id, utc_now())
+            print(f"done: {args.task_id}")
+            return EXIT_OK
+        user = args.user or ctx.user
+        if not user:
+            raise SequencerError("tasks lists one user's queue: give --user U")
+        rows = list_tasks(con, user, include_done=args.all)
+    finally:
+        con.close()
+    print(f"{len(rows)} {'task(s)' if args.all else 'open task(s)'} for {user}")
+    for t in rows:
+        state = "done" if t["done"] else "open"
+        print(
+            f"  {t['due_on']}  {state:<4} {t['kind']:<15} {t['contact_id']:<10} {t['title'] or ''}"
+        )
+        print(f"      id {t['task_id']}")
+    return EXIT_OK
+
+
 # --- parser --------------------------------------------------------------------------------
 
 COMMANDS: dict[str, tuple[Callable[[Context, argparse.Namespace], int], str, str]] = {
@@ -221,6 +290,16 @@ COMMANDS: dict[str, tuple[Callable[[Context, argparse.Namespace], int], str, str
         cmd_preview,
         "Show a sequence's audience, how many each condition keeps and a sample; writes nothing.",
         "sequencer preview outbound-q1 --user alice",
+    ),
+    "send": (
+        cmd_send,
+        "Carry out every due action exactly once: emails, tasks, SMS; --review lists unknowns.",
+        "sequencer send --as-of 2026-03-02T15:00:00Z",
+    ),
+    "tasks": (
+        cmd_tasks,
+        "List a rep's open reminders and tasks, or mark one done.",
+        "sequencer tasks --user alice   |   sequencer tasks done TASK_ID --user alice",
     ),
 }
 
@@ -257,6 +336,17 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("sequence", help="the sequence name")
         p.add_argument("--as-of", help="evaluate at this instant (ISO-8601; default: now)")
         p.add_argument("--sample", type=int, default=10, help="sample size (default: 10)")
+    elif name == "send":
+        p.add_argument("--as-of", help="send as of this instant (ISO-8601; default: now)")
+        p.add_argument("--review", action="store_true", help="list actions in status unknown")
+        p.add_argument(
+            "--mark", nargs=2, metavar=("KEY", "OUTCOME"), help="settle an unknown: sent|retry"
+        )
+        p.add_argument("--show", type=int, default=20, help="problems to print (default: 20)")
+    elif name == "tasks":
+        p.add_argument("verb", nargs="?", choices=["done"], help="`done TASK_ID` marks it done")
+        p.add_argument("task_id", nargs="?", help="the task to mark done")
+        p.add_argument("--all", action="store_true", help="include done tasks")
 
 
 def main(argv: list[str] | None = None) -> int:
