@@ -631,12 +631,14 @@ def _thread(seq: Sequence, step: Step, sent: dict[str, dict]) -> tuple[tuple | N
 def append_sent_activity(
     con, action: dict, email: str | None, at: dt.datetime, message_id: str | None, detail: dict
 ) -> None:
-    """The ``email_sent`` / ``sms_sent`` activity of a sent action (id derived from the key)."""
+    """The ``email_sent`` / ``sms_sent`` activity of a sent action (id derived from the key).
+
+    Written in the RECORD transaction, which happens once per claimed key, so a plain insert
+    cannot duplicate it (``activities`` has no primary key index: see sql/schema.sql)."""
     kind = "email_sent" if action["action"] == "email" else "sms_sent"
     con.execute(
         "insert into activities (activity_id, contact_id, email, type, occurred_at, sequence,"
-        " step, message_id, detail) values (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " on conflict do nothing",
+        " step, message_id, detail) values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             f"{kind}:{_sha(action['idempotency_key'])}",
             action["contact_id"],

@@ -67,6 +67,6 @@ def complete_task(con: duckdb.DuckDBPyConnection, task_id: str, at: dt.datetime)
         con.execute("update tasks set done = true, done_at = ? where task_id = ?", [at, task_id])
         con.execute(
             "insert into activities (activity_id, contact_id, type, occurred_at, sequence, step)"
-            " values (?, ?, 'task_completed', ?, ?, ?) on conflict do nothing",
+            " values (?, ?, 'task_completed', ?, ?, ?)",  # once: guarded by `done` above
             [f"task_completed:{task_id}", contact_id, at, sequence, step],
         )
