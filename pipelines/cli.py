@@ -268,6 +268,26 @@ def cmd_tasks(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_metrics(ctx: Context, args: argparse.Namespace) -> int:
+    from pipelines.metrics import DEFAULT_SNAPSHOT, build_metrics, metrics_table, publish_snapshot
+    from pipelines.scope import require_sequence, sees_all, visible_sequences
+
+    ws = ctx.workspace()
+    actor = ctx.actor(ws)
+    if args.sequence and (args.sequence in ws.sequences or not sees_all(ws, actor)):
+        require_sequence(ws, actor, args.sequence)
+    only = None if sees_all(ws, actor) else [s.name for s in visible_sequences(ws, actor)]
+    con = ctx.connect()
+    try:
+        build_metrics(con)
+        print(metrics_table(con, args.sequence, only=only))
+        snapshot = publish_snapshot(ctx.db_path, ctx.project / DEFAULT_SNAPSHOT)
+    finally:
+        con.close()
+    print(f"metrics rebuilt; snapshot for notebooks and readers: {snapshot}")
+    return EXIT_OK
+
+
 # --- parser --------------------------------------------------------------------------------
 
 COMMANDS: dict[str, tuple[Callable[[Context, argparse.Namespace], int], str, str]] = {
@@ -300,6 +320,11 @@ COMMANDS: dict[str, tuple[Callable[[Context, argparse.Namespace], int], str, str
         cmd_tasks,
         "List a rep's open reminders and tasks, or mark one done.",
         "sequencer tasks --user alice   |   sequencer tasks done TASK_ID --user alice",
+    ),
+    "metrics": (
+        cmd_metrics,
+        "Rebuild the effectiveness metrics, print per-sequence totals, publish the reader snapshot.",
+        "sequencer metrics --sequence outbound-q1",
     ),
 }
 
@@ -343,6 +368,8 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
             "--mark", nargs=2, metavar=("KEY", "OUTCOME"), help="settle an unknown: sent|retry"
         )
         p.add_argument("--show", type=int, default=20, help="problems to print (default: 20)")
+    elif name == "metrics":
+        p.add_argument("--sequence", help="only this sequence (default: all you may see)")
     elif name == "tasks":
         p.add_argument("verb", nargs="?", choices=["done"], help="`done TASK_ID` marks it done")
         p.add_argument("task_id", nargs="?", help="the task to mark done")

@@ -1,0 +1,82 @@
+"""One asset per entity: ingest the matching files of imports/ (accounts, then contacts, then
+activities, so activities given by email find the contacts of the same batch)."""
+
+import dagster as dg
+
+from pipelines.defs.resources import RETRY, WRITER_POOL, SequencerResource, offending_rows_check
+
+
+class ImportConfig(dg.Config):
+    """``tag``: stamp ``import_name = tag`` on every contact and account row (CLI --tag)."""
+
+    tag: str = ""
+
+
+def import_files(sequencer: SequencerResource, entity: str) -> list:
+    """The files in imports/ that hold ``entity``, by name; unknown names are not ours."""
+    from pipelines.errors import IngestError
+    from pipelines.ingest import detect_entity
+
+    folder = sequencer.project / "imports"
+    found = []
+    for path in sorted(folder.glob("*")) if folder.is_dir() else []:
+        try:
+            if path.is_file() and detect_entity(path) == entity:
+                found.append(path)
+        except IngestError:
+            continue
+    return found
+
+
+def ingest_entity(context, sequencer: SequencerResource, entity: str, tag: str):
+    from pipelines.ingest import ingest_file
+
+    with sequencer.connect() as con:
+        results = [ingest_file(con, p, tag=tag or None) for p in import_files(sequencer, entity)]
+    for r in results:
+        context.log.info(
+            f"{r.file}: {r.loaded} loaded, {r.updated} updated, "
+            f"{r.quarantined} quarantined{' (already ingested)' if r.skipped else ''}"
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "files": len(results),
+            "new_files": sum(not r.skipped for r in results),
+            "loaded": sum(r.loaded for r in results),
+            "updated": sum(r.updated for r in results),
+            "quarantined": sum(r.quarantined for r in results),
+        }
+    )
+
+
+def _ingest_asset(entity: str, deps: list[str]):
+    @dg.asset(
+        name=entity,
+        group_name="imports",
+        deps=deps,
+        kinds={"duckdb", "python"},
+        pool=WRITER_POOL,
+        retry_policy=RETRY,
+        description=f"Ingest imports/{entity}*: bad rows go to quarantine.",
+    )
+    def _asset(
+        context: dg.AssetExecutionContext, config: ImportConfig, sequencer: SequencerResource
+    ) -> dg.MaterializeResult:
+        return ingest_entity(context, sequencer, entity, config.tag)
+
+    @dg.asset_check(
+        asset=entity,
+        name=f"{entity}_expectations",
+        pool=WRITER_POOL,
+        description="Great Expectations results of the latest batch of each file.",
+    )
+    def _check(sequencer: SequencerResource) -> dg.AssetCheckResult:
+        with sequencer.connect() as con:
+            return offending_rows_check(con, "failed_expectations", entity=entity)
+
+    return _asset, _check
+
+
+accounts, accounts_expectations = _ingest_asset("accounts", [])
+contacts, contacts_expectations = _ingest_asset("contacts", ["accounts"])
+activities, activities_expectations = _ingest_asset("activities", ["contacts"])

@@ -1,0 +1,92 @@
+"""The tick (enrolments, exits, due actions, tasks) and the send, with the output checks that
+must pass before anything is sent (blocking: a failed check stops ``send`` in that run)."""
+
+import dataclasses
+
+import dagster as dg
+
+from pipelines.defs.resources import (
+    RETRY,
+    WRITER_POOL,
+    AsOfConfig,
+    SequencerResource,
+    offending_rows_check,
+    resolve_as_of,
+)
+
+
+def _counts(report) -> dict:
+    """The report's scalar fields, as metadata."""
+    fields = dataclasses.asdict(report) if dataclasses.is_dataclass(report) else {}
+    return {k: v for k, v in fields.items() if isinstance(v, int | float | str)}
+
+
+@dg.asset(
+    group_name="run",
+    deps=["contact_properties", "compiled_sequences", "activities"],
+    kinds={"duckdb", "sql"},
+    pool=WRITER_POOL,
+    retry_policy=RETRY,
+)
+def tick(
+    context: dg.AssetExecutionContext, config: AsOfConfig, sequencer: SequencerResource
+) -> dg.MaterializeResult:
+    """Process every occurrence due at ``as_of``: exits, entries, step actions, tasks."""
+    from pipelines import db
+    from pipelines.compiled import compile_workspace
+    from pipelines.compiler import ConditionSchema
+    from pipelines.tick import run_tick
+
+    as_of = resolve_as_of(context, config)
+    ws = sequencer.workspace()
+    with sequencer.connect() as con:
+        compilation = compile_workspace(ws, ConditionSchema.from_database(con))
+        for error in compilation.errors:
+            context.log.warning(f"left out of this tick: {error}")
+        db.lock_down(con)  # analyst SQL runs next; this process ingests nothing afterwards
+        report = run_tick(con, ws, compilation, as_of)
+    return dg.MaterializeResult(
+        metadata={
+            "as_of": as_of.isoformat(),
+            "run_id": report.run_id,
+            "stats": dg.MetadataValue.json(report.stats()),
+        }
+    )
+
+
+@dg.asset(
+    group_name="run", deps=["tick"], kinds={"python", "email"}, pool=WRITER_POOL, retry_policy=RETRY
+)
+def send(
+    context: dg.AssetExecutionContext, config: AsOfConfig, sequencer: SequencerResource
+) -> dg.MaterializeResult:
+    """Send every due action once (idempotency keys), defer over-limit emails, create tasks."""
+    from pipelines.deliver import send_due
+
+    as_of = resolve_as_of(context, config)
+    with sequencer.connect() as con:
+        report = send_due(con, sequencer.workspace(), as_of)
+    problems = getattr(report, "problems", [])
+    for problem in problems:
+        context.log.warning(" / ".join(map(str, problem)))
+    return dg.MaterializeResult(metadata={**_counts(report), "problems": len(problems)})
+
+
+def _output_check(name: str, description: str):
+    @dg.asset_check(
+        asset="tick", name=name, blocking=True, pool=WRITER_POOL, description=description
+    )
+    def _check(sequencer: SequencerResource) -> dg.AssetCheckResult:
+        with sequencer.connect() as con:
+            return offending_rows_check(con, name)
+
+    return _check
+
+
+duplicate_actions = _output_check("duplicate_actions", "At most one action per enrolment and step.")
+actions_after_exit = _output_check(
+    "actions_after_exit", "No action decided after its enrolment exited."
+)
+duplicate_idempotency_keys = _output_check(
+    "duplicate_idempotency_keys", "Every action has its own idempotency key."
+)
