@@ -323,7 +323,7 @@ COMMANDS: dict[str, tuple[Callable[[Context, argparse.Namespace], int], str, str
     ),
     "metrics": (
         cmd_metrics,
-        "Rebuild the effectiveness metrics, print per-sequence totals, publish the reader snapshot.",
+        "Rebuild the metrics, print per-sequence totals, publish the reader snapshot.",
         "sequencer metrics --sequence outbound-q1",
     ),
 }
