@@ -163,6 +163,7 @@ def cmd_sequences(ctx: Context, args: argparse.Namespace) -> int:
 def cmd_preview(ctx: Context, args: argparse.Namespace) -> int:
     from pipelines.preview import preview_audience
     from pipelines.scope import require_sequence
+    from pipelines.tick import preview_occurrence
 
     ws = ctx.workspace()
     actor = ctx.actor(ws)
@@ -177,6 +178,7 @@ def cmd_preview(ctx: Context, args: argparse.Namespace) -> int:
     try:
         db.lock_down(con)
         p = preview_audience(con, compiled, as_of, sample_size=args.sample)
+        nxt = preview_occurrence(con, ws, compilation, seq.name, as_of)
     finally:
         con.close()
     print(
@@ -195,8 +197,23 @@ def cmd_preview(ctx: Context, args: argparse.Namespace) -> int:
             name = " ".join(str(x) for x in (row["first_name"], row["last_name"]) if x)
             email, account = row["email"] or "-", row["account"] or ""
             print(f"  {row['contact_id']:<12} {email:<36} {name:<24} {account}")
+    print_next_occurrence(nxt)
     print("(nothing was written)")
     return EXIT_OK
+
+
+def print_next_occurrence(nxt: dict) -> None:
+    if nxt.get("occurrence_at") is None:
+        print("next occurrence: none in the next 14 days")
+        return
+    exits = ", ".join(f"{k} {v}" for k, v in sorted(nxt["exits"].items())) or "none"
+    print(
+        f"next occurrence {nxt['occurrence_on']} ({nxt['occurrence_at']:%H:%M}Z) would: "
+        f"enter {nxt['entries']}, exit {exits}"
+    )
+    for step, counts in nxt["steps"].items():
+        decided = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "nothing"
+        print(f"  step {step:<16} {decided}")
 
 
 def cmd_send(ctx: Context, args: argparse.Namespace) -> int:
@@ -288,6 +305,67 @@ def cmd_metrics(ctx: Context, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _compile_valid(ctx: Context, ws):
+    """Compile the workspace; report (not raise) sequences left out because they are broken."""
+    compilation = _compile(ctx, ws)
+    for err in compilation.errors:
+        print(f"warning: left out of this run: {err}", file=sys.stderr)
+    return compilation
+
+
+def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
+    from pipelines.tick import run_tick
+
+    ws = ctx.workspace()
+    if not ctx.actor(ws).is_operator and not ws.users.can(ctx.user or "", "admin"):
+        raise PermissionDenied("run ticks every sequence: it is for the operator or an admin")
+    compilation = _compile_valid(ctx, ws)
+    as_of = parse_timestamp(args.as_of) if args.as_of else utc_now()
+    con = ctx.connect()
+    try:
+        db.lock_down(con)
+        report = run_tick(con, ws, compilation, as_of)
+    finally:
+        con.close()
+    stats = report.stats()
+    exits = ", ".join(f"{k} {v}" for k, v in sorted(stats["exits"].items())) or "none"
+    actions = ", ".join(f"{k} {v}" for k, v in sorted(stats["actions"].items())) or "none"
+    seconds = sum(stats["seconds"].values())
+    print(
+        f"run {report.run_id[:8]} as of {as_of:%Y-%m-%d %H:%M}Z: "
+        f"{stats['occurrences']} occurrence(s), {stats['entries']} entries, exits: {exits}; "
+        f"actions: {actions} ({seconds:.2f}s)"
+    )
+    return EXIT_OK
+
+
+def _enrolment_command(ctx: Context, args: argparse.Namespace, fn) -> int:
+    from pipelines.scope import require_sequence
+
+    ws = ctx.workspace()
+    require_sequence(ws, ctx.actor(ws), args.sequence)
+    con = ctx.connect()
+    try:
+        outcomes = fn(con, ws, args.sequence, args.contact_ids, utc_now())
+    finally:
+        con.close()
+    for contact_id, outcome in outcomes.items():
+        print(f"{contact_id:<16} {outcome}")
+    return EXIT_OK
+
+
+def cmd_enroll(ctx: Context, args: argparse.Namespace) -> int:
+    from pipelines.enrollment import enroll
+
+    return _enrolment_command(ctx, args, enroll)
+
+
+def cmd_unenroll(ctx: Context, args: argparse.Namespace) -> int:
+    from pipelines.enrollment import unenroll
+
+    return _enrolment_command(ctx, args, unenroll)
+
+
 # --- parser --------------------------------------------------------------------------------
 
 COMMANDS: dict[str, tuple[Callable[[Context, argparse.Namespace], int], str, str]] = {
@@ -310,6 +388,21 @@ COMMANDS: dict[str, tuple[Callable[[Context, argparse.Namespace], int], str, str
         cmd_preview,
         "Show a sequence's audience, how many each condition keeps and a sample; writes nothing.",
         "sequencer preview outbound-q1 --user alice",
+    ),
+    "run": (
+        cmd_run,
+        "One tick: process every occurrence due by --as-of (default now): exits, entries, steps.",
+        "sequencer run --as-of 2026-03-02T15:00:00Z",
+    ),
+    "enroll": (
+        cmd_enroll,
+        "Add contacts to a sequence by hand: they enter at its next occurrence (no audience).",
+        "sequencer enroll outbound-q1 C000123 C000456 --user alice",
+    ),
+    "unenroll": (
+        cmd_unenroll,
+        "Take contacts out of a sequence now (exit reason manual).",
+        "sequencer unenroll outbound-q1 C000123 --user alice",
     ),
     "send": (
         cmd_send,
@@ -368,6 +461,11 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
             "--mark", nargs=2, metavar=("KEY", "OUTCOME"), help="settle an unknown: sent|retry"
         )
         p.add_argument("--show", type=int, default=20, help="problems to print (default: 20)")
+    elif name == "run":
+        p.add_argument("--as-of", help="the tick's instant (ISO-8601; default: now)")
+    elif name in ("enroll", "unenroll"):
+        p.add_argument("sequence", help="the sequence name")
+        p.add_argument("contact_ids", nargs="+", metavar="CONTACT_ID")
     elif name == "metrics":
         p.add_argument("--sequence", help="only this sequence (default: all you may see)")
     elif name == "tasks":
