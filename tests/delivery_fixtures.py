@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pytest
 
 SECRET = "s3cret-tracking"
 ENV = {"TRACKING_SECRET": SECRET, "SMS_TOKEN": "sms-token", "BOB_SMTP_PASSWORD": "hunter2"}
@@ -161,3 +162,12 @@ def action_rows(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
 
 def statuses(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     return {k: v["status"] for k, v in action_rows(con).items()}
+
+
+@pytest.fixture
+def smtp_sink():
+    """A real SMTP server on 127.0.0.1 for one test."""
+    from pipelines.smtp_sink import SmtpSink
+
+    with SmtpSink() as sink:
+        yield sink

@@ -17,7 +17,7 @@ import pytest
 
 from pipelines import db
 from pipelines.defs.resources import AS_OF_TAG, SequencerResource, as_of_run_config
-from tests.smtp_sink import SmtpSink
+from pipelines.smtp_sink import SmtpSink
 from tests.workspace_helpers import USERS, write_workspace
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,4 +1,4 @@
-"""The send step against a real SMTP server on 127.0.0.1 (tests/smtp_sink.py)."""
+"""The send step against a real SMTP server on 127.0.0.1 (pipelines/smtp_sink.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 from pipelines import mail
 from pipelines.db import connect
 from pipelines.deliver import list_unknown, resolve_unknown, send_due
+from pipelines.smtp_sink import SmtpSink
 from pipelines.tasks import complete_task, list_tasks
 from pipelines.workspace import load_workspace
 from tests.delivery_fixtures import (
@@ -19,10 +20,10 @@ from tests.delivery_fixtures import (
     add_action,
     key_of,
     seed_contacts,
+    smtp_sink,  # noqa: F401  (fixture)
     write_workspace,
 )
 from tests.delivery_fixtures import statuses as statuses_of
-from tests.smtp_sink import SmtpSink, smtp_sink  # noqa: F401  (fixture)
 
 T0 = dt.datetime(2026, 3, 2, 14, 30)  # Monday 09:30 in New York
 HOUR = dt.timedelta(hours=1)
@@ -204,7 +205,7 @@ def test_transient_failures_exhaust_retries_then_fail(env):
 
 
 def test_connection_refused_is_transient_then_failed(env, tmp_path):
-    from tests.smtp_sink import free_port
+    from pipelines.smtp_sink import free_port
 
     con, _, _ = env
     ws = load_workspace(write_workspace(tmp_path / "ws2", free_port()))

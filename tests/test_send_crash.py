@@ -24,7 +24,7 @@ import pytest
 
 from pipelines.db import connect
 from tests.delivery_fixtures import ENV, action_rows, add_action, seed_contacts, write_workspace
-from tests.smtp_sink import SmtpSink
+from pipelines.smtp_sink import SmtpSink
 
 T0 = dt.datetime(2026, 3, 2, 14, 30)
 AS_OF = T0 + dt.timedelta(hours=1)
@@ -144,10 +144,10 @@ def test_sigkill_from_outside_while_server_holds_data(tmp_path):
 
 
 def test_standalone_sink_process_receives_sends(tmp_path):
-    """``python -m tests.smtp_sink`` runs the sink as its own process (for subprocess tests)."""
+    """``python -m pipelines.smtp_sink`` runs the sink as its own process (for subprocess tests)."""
     maildir = tmp_path / "mail"
     sink = subprocess.Popen(
-        [sys.executable, "-m", "tests.smtp_sink", "--maildir", str(maildir)],
+        [sys.executable, "-m", "pipelines.smtp_sink", "--maildir", str(maildir)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

@@ -1,8 +1,8 @@
-"""A real SMTP server on 127.0.0.1 for the send tests (aiosmtpd), with failure knobs.
+"""A real SMTP server on 127.0.0.1 (aiosmtpd) for the tests and the demo, with failure knobs.
 
 In a test::
 
-    from tests.smtp_sink import SmtpSink    # or the ``smtp_sink`` fixture below
+    from pipelines.smtp_sink import SmtpSink    # or the ``smtp_sink`` fixture of tests/
     with SmtpSink() as sink:
         sink.reject["bad@x.example"] = "550 5.1.1 no such user"
         sink.tempfail = 2                    # the next 2 DATA commands get 451
@@ -11,7 +11,7 @@ In a test::
 
 Standalone, for subprocess tests (prints ``PORT <n>`` and writes each message to DIR)::
 
-    python -m tests.smtp_sink --maildir DIR [--port N] [--delay SECONDS]
+    python -m pipelines.smtp_sink --maildir DIR [--port N] [--delay SECONDS]
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
@@ -140,12 +139,6 @@ def _authenticator(user: str, password: str):
         return AuthResult(success=ok)
 
     return check
-
-
-@pytest.fixture
-def smtp_sink():
-    with SmtpSink() as sink:
-        yield sink
 
 
 def main() -> None:
