@@ -8,6 +8,8 @@ sent as (
     select contact_id, sequence, step, message_id, occurred_at as sent_at,
     from activities
     where type = 'email_sent'
+      and sequence is not null  -- the engine's own sends, not imported history
+      and message_id is not null
       and occurred_at > $window_start
       and occurred_at <= $window_end
 ),
@@ -44,7 +46,9 @@ final as (
         'sim:' || type || ':' || message_id as activity_id,
         contact_id,
         type,
-        sent_at + to_minutes(cast(delay_minutes * (1 + k) as integer)) as occurred_at,
+        -- engagement lands inside the window: the file is "exported" at its end
+        least(sent_at + to_minutes(cast(delay_minutes * (1 + k) as integer)), $window_end)
+            as occurred_at,
         sequence,
         step,
         message_id,

@@ -49,7 +49,7 @@ class SequencerResource(dg.ConfigurableResource):
     def workspace(self):
         from pipelines.workspace import load_workspace
 
-        return load_workspace(self.project)
+        return load_workspace(self.project, strict=False)  # a broken file skips only itself
 
 
 class AsOfConfig(dg.Config):
