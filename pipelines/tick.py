@@ -1,0 +1,531 @@
+"""The tick (SPEC 6): process every due occurrence of every sequence, set-based.
+
+``run_tick(con, ws, compilation, as_of)`` processes every occurrence with instant ≤ ``as_of``
+not processed before (ledger ``occurrences``), oldest first, ties by sequence name.
+Occurrences sharing an instant form a group that commits atomically; within a group the
+sequences run in name order, so a later sequence sees the entries of an earlier one.
+
+Each occurrence of sequence S at instant t runs the models of ``sql/tick/``, in SPEC order:
+exits (int_exits) → entries (int_entries) → steps (int_active_enrollments, int_step_actions,
+int_enrollment_engagement) → completion (int_completions). Every decision is one SQL
+statement over all contacts/enrolments; Python loops only over instants and sequences.
+
+Incremental state. The activity-derived contact properties live in ``contact_activity_state``
+as of ``tick_state.properties_as_of`` (the latest instant processed, W). Before the group at
+instant t, only the activities in (W, t] are aggregated and merged (int_activity_delta), so a
+daily run costs about the day's new activity plus the enrolments involved, not the history.
+The state carries how many activities (occurred_at ≤ W) it was built from; when a run finds
+a different count — activities ingested late, with an occurred_at at or before an instant
+already processed — it rebuilds the state from the full history once. Decisions already made
+at those earlier instants are NOT re-decided (trade-off: replays stay stable and cheap); the
+late activities count from the next occurrence on.
+
+Ordering rule: occurrences are processed in global instant order and never before W. A
+sequence first seen (or rescheduled) after W starts with its first occurrence at or after W;
+``starts_on`` catches up from there only when no later instant has been processed yet.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import time
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from sqlglot import exp
+
+from pipelines.db import SQL_DIR, transaction
+from pipelines.errors import ConfigError, Location
+from pipelines.occurrences import (
+    Occurrence,
+    first_occurrence,
+    occurrences_between,
+    to_utc_naive,
+)
+from pipelines.workspace import Workspace
+
+_ENV = Environment(
+    loader=FileSystemLoader(SQL_DIR / "tick"),
+    undefined=StrictUndefined,
+    autoescape=False,
+    keep_trailing_newline=True,
+)
+
+
+def literal(value: object) -> str:
+    """A SQL string literal, as sqlglot writes it.
+
+    >>> literal("it's")
+    "'it''s'"
+    """
+    return exp.Literal.string(str(value)).sql(dialect="duckdb")
+
+
+# Values spliced into SQL structure (step ids, action kinds) become sqlglot literals.
+_ENV.filters["literal"] = literal
+_PARAM = re.compile(r"\$([A-Za-z_]\w*)")
+_WORD = {name: re.compile(rf"\b{name}\b") for name in ("sequences", "enrollment")}
+
+
+@dataclass
+class OccurrenceResult:
+    """What one occurrence decided."""
+
+    occurrence: Occurrence
+    entries: int = 0
+    exits: Counter = field(default_factory=Counter)
+    actions: Counter = field(default_factory=Counter)
+    steps: dict[str, Counter] = field(default_factory=dict)
+    rejected: Counter = field(default_factory=Counter)
+
+
+@dataclass
+class RunReport:
+    """What ``run_tick`` did; ``stats`` is what the ``runs`` row records."""
+
+    run_id: str
+    as_of: dt.datetime
+    occurrences: list[OccurrenceResult] = field(default_factory=list)
+    seconds: Counter = field(default_factory=Counter)
+
+    @property
+    def entries(self) -> int:
+        return sum(r.entries for r in self.occurrences)
+
+    @property
+    def exits(self) -> Counter:
+        return sum((r.exits for r in self.occurrences), Counter())
+
+    @property
+    def actions(self) -> Counter:
+        return sum((r.actions for r in self.occurrences), Counter())
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "occurrences": len(self.occurrences),
+            "processed": [
+                {"sequence": r.occurrence.sequence, "on": r.occurrence.on.isoformat()}
+                for r in self.occurrences
+            ],
+            "entries": self.entries,
+            "exits": dict(self.exits),
+            "actions": dict(self.actions),
+            "seconds": {k: round(v, 4) for k, v in self.seconds.items()},
+        }
+
+
+def _render(name: str, **context: Any) -> str:
+    return _ENV.get_template(name).render(**context)
+
+
+def _execute(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> Any:
+    """Bind only the parameters the statement names (DuckDB rejects unused ones)."""
+    code = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+    used = set(_PARAM.findall(code))
+    return con.execute(sql, {k: v for k, v in params.items() if k in used})
+
+
+def _materialize(con, table: str, sql: str, params: dict[str, Any]) -> None:
+    _execute(con, f"create or replace temp table {table} as {sql}", params)
+
+
+def _reads(word: str, *sqls: str | None) -> bool:
+    return any(s and _WORD[word].search(s) for s in sqls)
+
+
+# --- state --------------------------------------------------------------------------------
+
+
+def _watermark(con) -> tuple[dt.datetime | None, int]:
+    row = con.execute("select properties_as_of, activities_counted from tick_state").fetchone()
+    return (row[0], row[1] or 0) if row else (None, 0)
+
+
+def _set_watermark(con, at: dt.datetime, counted: int) -> None:
+    if (
+        con.execute(
+            "update tick_state set properties_as_of = ?, activities_counted = ?", [at, counted]
+        ).fetchone()[0]
+        == 0
+    ):
+        con.execute("insert into tick_state values (1, ?, ?)", [at, counted])
+
+
+def _apply_activity_delta(con, from_at: dt.datetime | None, to_at: dt.datetime) -> int:
+    """Merge the activities in (from_at, to_at] into contact_activity_state; return their count."""
+    sql = _render("int_activity_delta.sql", from_at=from_at is not None)
+    _materialize(con, "activity_delta", sql, {"from_at": from_at, "to_at": to_at})
+    con.execute(
+        """
+        insert into contact_activity_state by name (
+            select * exclude (activities) from activity_delta
+        )
+        on conflict (contact_id) do update set
+            last_activity_type = excluded.last_activity_type,
+            last_activity_at = excluded.last_activity_at,
+            last_contacted_type = coalesce(excluded.last_contacted_type, last_contacted_type),
+            last_contacted_at = coalesce(excluded.last_contacted_at, last_contacted_at),
+            unsubscribed_at = coalesce(unsubscribed_at, excluded.unsubscribed_at),
+            bounced_at = coalesce(bounced_at, excluded.bounced_at),
+            last_replied_at = coalesce(excluded.last_replied_at, last_replied_at)
+        """
+    )
+    return con.execute("select coalesce(sum(activities), 0) from activity_delta").fetchone()[0]
+
+
+def _check_late_activities(con) -> bool:
+    """Rebuild the state when the activities at or before W changed since it was built."""
+    at, counted = _watermark(con)
+    if at is None:
+        return False
+    now_count = con.execute(
+        "select count(*) from activities where contact_id is not null and occurred_at <= ?",
+        [at],
+    ).fetchone()[0]
+    if now_count == counted:
+        return False
+    con.execute("delete from contact_activity_state")
+    _set_watermark(con, at, _apply_activity_delta(con, None, at))
+    return True
+
+
+def _advance_state(con, to_at: dt.datetime) -> None:
+    """Bring contact_activity_state to ``to_at``; (re)create the ``instant_contacts`` view."""
+    at, counted = _watermark(con)
+    if at is None or to_at > at:
+        counted += _apply_activity_delta(con, at, to_at)
+        _set_watermark(con, to_at, counted)
+    con.execute(
+        "create or replace temp view instant_contacts as " + _render("int_instant_contacts.sql")
+    )
+
+
+# --- which occurrences ------------------------------------------------------------------
+
+
+def _register_sequences(con, compilation, as_of: dt.datetime) -> dict[str, dt.date]:
+    """First occurrence date of every compiled sequence; newly seen ones are recorded."""
+    known = dict(con.execute("select sequence, first_occurrence_on from sequence_state").fetchall())
+    new = []
+    for name, compiled in compilation.sequences.items():
+        if name not in known:
+            seq = compiled.sequence
+            known[name] = first_occurrence(seq.schedule, seq.starts_on, as_of)
+            new.append((name, as_of, known[name]))
+    if new:
+        con.executemany(
+            "insert into sequence_state (sequence, first_seen_at, first_occurrence_on) "
+            "values (?, ?, ?)",
+            new,
+        )
+    return known
+
+
+def _pending_occurrences(con, compilation, starts: dict[str, dt.date], until: dt.datetime):
+    """Unprocessed occurrences with W ≤ instant ≤ until, sorted by (instant, sequence)."""
+    last_done = dict(
+        con.execute("select sequence, max(occurrence_on) from occurrences group by 1").fetchall()
+    )
+    watermark, _ = _watermark(con)
+    found: list[Occurrence] = []
+    for name, compiled in compilation.sequences.items():
+        first = starts[name]
+        if name in last_done:
+            first = max(first, last_done[name] + dt.timedelta(days=1))
+        found += occurrences_between(name, compiled.sequence.schedule, first, watermark, until)
+    return sorted(found, key=lambda o: (o.at, o.sequence))
+
+
+def _group_by_instant(occurrences: list[Occurrence]) -> list[list[Occurrence]]:
+    groups: dict[dt.datetime, list[Occurrence]] = defaultdict(list)
+    for occ in occurrences:
+        groups[occ.at].append(occ)
+    return [groups[at] for at in sorted(groups)]
+
+
+# --- one occurrence -----------------------------------------------------------------------
+
+
+def _process_occurrence(con, compiled, occ: Occurrence, run_id: str, report: RunReport):
+    seq = compiled.sequence
+    result = OccurrenceResult(occ)
+    steps = [
+        {"id": s.id, "index": i, "day": s.day, "action": s.action, "sql": compiled.step_sql(s.id)}
+        for i, s in enumerate(seq.steps)
+    ]
+    exit_sql = compiled.exit_sql
+    audience_sql = compiled.audience_sql
+    step_sqls = [s["sql"] for s in steps]
+    params = {
+        "sequence": seq.name,
+        "occurrence_at": occ.at,
+        "occurrence_on": occ.on,
+        "exclusive_with": list(seq.exclusive_with),
+        "step_ids": [s.id for s in seq.steps],
+        "decided_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
+        "run_id": run_id,
+    }
+    con.execute(
+        "insert into occurrences (sequence, occurrence_on, occurrence_at, run_id) values (?,?,?,?)",
+        [seq.name, occ.on, occ.at, run_id],
+    )
+    clock = time.perf_counter()
+
+    def lap(phase: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        report.seconds[phase] += now - clock
+        clock = now
+
+    # 1. exits (skipped when nothing is active: saves the fixed cost of a query)
+    any_active = con.execute(
+        "select count(*) from enrollments where sequence = ? and status = 'active'", [seq.name]
+    ).fetchone()[0]
+    exit_branches = any_active and (
+        seq.exit.unsubscribed or seq.exit.bounced or seq.exit.replied or exit_sql is not None
+    )
+    sql = _render(
+        "int_exits.sql",
+        exit=seq.exit,
+        exit_sql=exit_sql,
+        exit_branches=exit_branches,
+        with_sequences=_reads("sequences", exit_sql),
+    )
+    if exit_branches:
+        _materialize(con, "tick_exits", sql, params)
+        result.exits.update(
+            dict(con.execute("select exit_reason, count(*) from tick_exits group by 1").fetchall())
+        )
+        _execute(con, _EXIT_DML.format(source="tick_exits"), params)
+    lap("exits")
+
+    # 2. entries
+    if seq.starts_on is None or occ.on >= seq.starts_on:
+        sql = _render(
+            "int_entries.sql",
+            audience_sql=audience_sql,
+            record=seq.audience.record,
+            exit_sql=exit_sql,
+            needs_email=seq.has_email_steps,
+            prevent_duplicate_emails=seq.audience.prevent_duplicate_emails,
+            with_sequences=_reads("sequences", exit_sql, audience_sql),
+        )
+        _materialize(con, "tick_entries", sql, params)
+        _execute(con, _ENTRY_DML, params)
+        _execute(con, _MANUAL_DML, params)
+        result.entries = con.execute(
+            "select count(*) from tick_entries where reason is null"
+        ).fetchone()[0]
+        result.rejected.update(
+            dict(
+                con.execute(
+                    "select reason, count(*) from tick_entries where manual and reason is not null "
+                    "group by 1"
+                ).fetchall()
+            )
+        )
+    lap("entries")
+
+    # 3. steps
+    _materialize(con, "tick_active", _render("int_active_enrollments.sql"), params)
+    if con.execute("select count(*) from tick_active").fetchone()[0] == 0:
+        lap("steps")
+        return _finish_occurrence(con, seq, occ, result)
+    smart = seq.type == "smart"
+    sql = _render(
+        "int_step_actions.sql",
+        steps=steps,
+        smart=smart,
+        interval_days=seq.interval_days,
+        duration_days=seq.duration_days,
+        uses_enrollment=_reads("enrollment", *step_sqls),
+        with_sequences=_reads("sequences", *step_sqls),
+    )
+    _materialize(con, "tick_actions", sql, params)
+    _execute(con, _ACTION_DML, params)
+    for step, status, n in con.execute(
+        "select step, status, count(*) from tick_actions group by all"
+    ).fetchall():
+        result.steps.setdefault(step, Counter())[status] += n
+        result.actions[status] += n
+    lap("steps")
+
+    # 4. completion
+    sql = _render(
+        "int_completions.sql",
+        smart=smart,
+        duration_days=seq.duration_days,
+        all_steps_done=seq.exit.all_steps_done,
+        last_day=max((s.day or 0) for s in seq.steps),
+    )
+    _materialize(con, "tick_completions", sql, params)
+    _execute(
+        con,
+        _EXIT_DML.format(
+            source="(select contact_id, 'completed' as exit_reason from tick_completions)"
+        ),
+        params,
+    )
+    result.exits["completed"] += con.execute("select count(*) from tick_completions").fetchone()[0]
+    lap("completions")
+    return _finish_occurrence(con, seq, occ, result)
+
+
+def _finish_occurrence(con, seq, occ: Occurrence, result: OccurrenceResult) -> OccurrenceResult:
+    """Record the occurrence's counts in the ledger row."""
+    result.exits = +result.exits
+    con.execute(
+        "update occurrences set entries = ?, exits = ?, due = ?, skipped = ? "
+        "where sequence = ? and occurrence_on = ?",
+        [
+            result.entries,
+            sum(result.exits.values()),
+            result.actions["due"],
+            result.actions["skipped"],
+            seq.name,
+            occ.on,
+        ],
+    )
+    return result
+
+
+_EXIT_DML = """
+update enrollments set
+    status = 'exited',
+    exit_reason = exits.exit_reason,
+    exited_on = $occurrence_on,
+    exited_at = $occurrence_at
+from {source} as exits
+where enrollments.sequence = $sequence
+  and enrollments.contact_id = exits.contact_id
+  and enrollments.status = 'active'
+"""
+
+_ENTRY_DML = """
+insert into enrollments (
+    sequence, contact_id, enrollment_id, enrolled_on, enrolled_at, status, manual, email
+)
+select
+    $sequence, contact_id, $sequence || ':' || contact_id, $occurrence_on, $occurrence_at,
+    'active', manual, email
+from tick_entries
+where reason is null
+"""
+
+_MANUAL_DML = """
+update manual_requests set
+    status = case when entries.reason is null then 'enrolled' else 'rejected' end,
+    reason = entries.reason,
+    resolved_on = $occurrence_on,
+    resolved_at = $occurrence_at
+from tick_entries as entries
+where manual_requests.sequence = $sequence
+  and manual_requests.contact_id = entries.contact_id
+  and manual_requests.status = 'pending'
+  and manual_requests.requested_at <= $occurrence_at
+"""
+
+# The idempotency key is a hash of (sequence, contact, step, enrolment): deterministic, so a
+# replay computes the same key and `on conflict do nothing` never rewrites a decision.
+_ACTION_DML = """
+insert into actions (
+    idempotency_key, sequence, contact_id, enrollment_id, step, step_index, day, action,
+    occurrence_on, occurrence_at, status, decided_at
+)
+select
+    sha256(concat_ws(chr(31), $sequence, contact_id, step, enrollment_id)),
+    $sequence, contact_id, enrollment_id, step, step_index, day, action,
+    $occurrence_on, $occurrence_at, status, $decided_at
+from tick_actions
+on conflict do nothing
+"""
+
+
+# --- runs ---------------------------------------------------------------------------------
+
+
+def _process_group(con, compilation, group: list[Occurrence], run_id: str, report: RunReport):
+    clock = time.perf_counter()
+    _advance_state(con, group[0].at)
+    report.seconds["state"] += time.perf_counter() - clock
+    return [
+        _process_occurrence(con, compilation.sequences[occ.sequence], occ, run_id, report)
+        for occ in group
+    ]
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def run_tick(con: duckdb.DuckDBPyConnection, ws: Workspace, compilation, as_of: dt.datetime):
+    """Process every unprocessed occurrence with instant ≤ ``as_of``; record a ``runs`` row.
+
+    Each group of occurrences sharing an instant commits atomically, so a crash leaves the
+    ledger consistent and the next run resumes where this one stopped. Re-running the same
+    ``as_of`` finds nothing to do and changes nothing but the ``runs`` log.
+    """
+    as_of = to_utc_naive(as_of)
+    report = RunReport(run_id=uuid.uuid4().hex, as_of=as_of)
+    started = _utc_now()
+    with transaction(con):
+        starts = _register_sequences(con, compilation, as_of)
+        _check_late_activities(con)
+    for group in _group_by_instant(_pending_occurrences(con, compilation, starts, as_of)):
+        with transaction(con):
+            report.occurrences += _process_group(con, compilation, group, report.run_id, report)
+    con.execute(
+        "insert into runs (run_id, kind, as_of, started_at, finished_at, stats) "
+        "values (?, 'tick', ?, ?, ?, ?)",
+        [report.run_id, as_of, started, _utc_now(), json.dumps(report.stats())],
+    )
+    return report
+
+
+def preview_occurrence(
+    con: duckdb.DuckDBPyConnection, ws: Workspace, compilation, sequence: str, as_of: dt.datetime
+) -> dict[str, Any]:
+    """What the NEXT occurrence of ``sequence`` would decide, without writing anything.
+
+    The next occurrence is the sequence's first unprocessed one: at or before ``as_of`` when
+    runs are behind, else the first after ``as_of`` (a new sequence starts as ``run_tick``
+    at ``as_of`` would start it). Every pending occurrence of every sequence up to and
+    including it is processed exactly as a tick would, inside one transaction that is then
+    rolled back.
+    """
+    if sequence not in compilation.sequences:
+        raise ConfigError("unknown or invalid sequence", Location(sequence=sequence))
+    as_of = to_utc_naive(as_of)
+    report = RunReport(run_id="preview", as_of=as_of)
+    con.execute("begin transaction")
+    try:
+        starts = _register_sequences(con, compilation, as_of)
+        _check_late_activities(con)
+        horizon = as_of + dt.timedelta(days=14)
+        pending = _pending_occurrences(con, compilation, starts, horizon)
+        target = next((o for o in pending if o.sequence == sequence), None)
+        if target is None:
+            return {"sequence": sequence, "occurrence_on": None, "occurrence_at": None}
+        pending = [o for o in pending if (o.at, o.sequence) <= (target.at, target.sequence)]
+        result = None
+        for group in _group_by_instant(pending):
+            for r in _process_group(con, compilation, group, "preview", report):
+                if r.occurrence == target:
+                    result = r
+    finally:
+        con.execute("rollback")
+    return {
+        "sequence": sequence,
+        "occurrence_on": target.on,
+        "occurrence_at": target.at,
+        "entries": result.entries,
+        "manual_rejected": dict(result.rejected),
+        "exits": dict(result.exits),
+        "steps": {step: dict(c) for step, c in result.steps.items()},
+    }

@@ -1,0 +1,34 @@
+-- Enrolments of sequence S that complete at this occurrence (SPEC 6, step 4), after
+-- this occurrence's steps. classic: on (or, after an edit shortened it, past) the day of the
+-- last step, when exit.all_steps_done. smart: once every current step has been executed
+-- (when exit.all_steps_done), or on day duration_days.
+
+with
+
+{% if smart %}
+executed as (
+    select contact_id, count(distinct step) as steps_executed
+    from actions
+    where sequence = $sequence
+      and status <> 'skipped'
+      and list_contains($step_ids::varchar[], step)
+    group by contact_id
+),
+{% endif %}
+
+final as (
+    select tick_active.contact_id
+    from tick_active
+    {% if smart %}
+    left join executed using (contact_id)
+    where tick_active.day_index >= {{ duration_days }}
+    {% if all_steps_done %}
+       or coalesce(executed.steps_executed, 0) >= len($step_ids::varchar[])
+    {% endif %}
+    {% else %}
+    where {{ 'true' if all_steps_done else 'false' }}
+      and tick_active.day_index >= {{ last_day }}
+    {% endif %}
+)
+
+select * from final

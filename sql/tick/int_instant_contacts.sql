@@ -1,0 +1,44 @@
+-- Every contact's current row and its activity-derived properties as of the instant
+-- contact_activity_state reflects (SPEC 5). A temp view, not a table: exits and steps read
+-- only the contacts of active enrolments, and materializing every contact per instant cost
+-- more than the joins it saved. The created_at filter and `sequences` are applied per
+-- occurrence (int_occurrence_contact.sql). Engine-only columns start with `__`.
+
+with
+
+contacts_now as (
+    select * from contacts
+),
+
+activity_state as (
+    select * from contact_activity_state
+),
+
+final as (
+    select
+        contacts_now.*,
+        activity_state.last_activity_type,
+        activity_state.last_activity_at,
+        case
+            when activity_state.last_contacted_type = 'email_sent' then 'No reply'
+            when activity_state.last_contacted_type in ('email_opened', 'email_clicked')
+                then 'Opened but no reply'
+            when activity_state.last_contacted_type = 'email_replied' then 'Replied'
+            when activity_state.last_contacted_type = 'call_incoming' then 'Incoming call'
+            when activity_state.last_contacted_type = 'call_outgoing' then 'Outgoing call'
+            when activity_state.last_contacted_type = 'chat' then 'Chat'
+            when starts_with(activity_state.last_contacted_type, 'sales_activity:')
+                then 'Sales Activity'
+            else 'Not yet contacted'
+        end as last_contacted_mode,
+        activity_state.last_contacted_at,
+        coalesce(contacts_now.unsubscribed, false)
+            or activity_state.unsubscribed_at is not null as __unsubscribed,
+        activity_state.bounced_at is not null as __bounced,
+        activity_state.last_replied_at as __last_replied_at,
+        lower(nullif(trim(contacts_now.email), '')) as __email_key,
+    from contacts_now
+    left join activity_state using (contact_id)
+)
+
+select * from final
