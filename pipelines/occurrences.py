@@ -137,16 +137,26 @@ def first_occurrence(schedule: Schedule, starts_on: dt.date | None, as_of: dt.da
     """Where a newly seen sequence starts (SPEC 4 ``starts_on``, default: first run that sees it).
 
     With ``starts_on`` the first occurrence on or after it (runs catch up from there);
-    otherwise the latest occurrence with instant ≤ ``as_of``, or the next one if none.
+    otherwise today's occurrence (the local date of ``as_of``) if its instant has passed,
+    else the next one — never an earlier day's: a sequence first seen on a Monday does not
+    enrol at Friday's occurrence and then expire its actions.
 
     >>> first_occurrence(Schedule(time="09:00"), None, dt.datetime(2026, 3, 4, 12, 0))
     datetime.date(2026, 3, 4)
+    >>> first_occurrence(Schedule(time="09:00"), None, dt.datetime(2026, 3, 4, 8, 0))
+    datetime.date(2026, 3, 4)
+    >>> weekdays = Schedule(time="09:00", exclude_weekends=True)
+    >>> first_occurrence(weekdays, None, dt.datetime(2026, 3, 9, 8, 0))  # Monday, before 09:00
+    datetime.date(2026, 3, 9)
     >>> first_occurrence(Schedule(time="09:00"), dt.date(2026, 3, 1), dt.datetime(2026, 3, 4))
     datetime.date(2026, 3, 1)
     """
     if starts_on is not None:
         return first_on_or_after(schedule, starts_on)
-    return latest_at_or_before(schedule, as_of) or next_after(schedule, as_of)
+    latest = latest_at_or_before(schedule, as_of)
+    if latest == local_date(as_of, schedule.timezone):
+        return latest
+    return next_after(schedule, as_of)
 
 
 def occurrences_between(
