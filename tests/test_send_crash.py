@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from pipelines.db import connect
-from tests.delivery_fixtures import ENV, action_rows, add_action, seed_contacts, write_workspace
 from pipelines.smtp_sink import SmtpSink
+from tests.delivery_fixtures import ENV, action_rows, add_action, seed_contacts, write_workspace
 
 T0 = dt.datetime(2026, 3, 2, 14, 30)
 AS_OF = T0 + dt.timedelta(hours=1)

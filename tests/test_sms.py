@@ -11,9 +11,9 @@ import pytest
 
 from pipelines.db import connect
 from pipelines.deliver import send_due
+from pipelines.smtp_sink import free_port
 from pipelines.workspace import load_workspace
 from tests.delivery_fixtures import ENV, action_rows, add_action, seed_contacts, write_workspace
-from pipelines.smtp_sink import free_port
 
 T0 = dt.datetime(2026, 3, 2, 14, 30)
 AS_OF = T0 + dt.timedelta(hours=1)
