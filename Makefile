@@ -36,7 +36,7 @@ bench: $(STAMP)
 
 dev: $(STAMP)
 	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -m pipelines.definitions
+	SEQUENCER_PROJECT=$(CURDIR) SEQUENCER_DB=$(CURDIR)/$(DEMO_DB) $(BIN)/dagster dev -m pipelines.definitions
 
 clean:
 	rm -rf .sequencer .dagster_home imports .pytest_cache
