@@ -146,8 +146,13 @@ def sequence_yaml(i: int, rng: random.Random, start: dt.date) -> dict:
     return seq
 
 
+# Bumped whenever the generated files change: bench/tick_bench.py regenerates stale data.
+VERSION = "2"
+
+
 def generate(out: Path, contacts: int, sequences: int, start: dt.date, days: int) -> Path:
-    rng = random.Random(contacts * 1000 + sequences)
+    """Write the workspace; sequence i depends only on i and ``start`` (not on the counts),
+    so the workspace with 10 sequences is a prefix of the one with 200 over the same data."""
     (out / "sequences" / "templates").mkdir(parents=True, exist_ok=True)
     (out / "imports").mkdir(parents=True, exist_ok=True)
     users = {
@@ -157,7 +162,7 @@ def generate(out: Path, contacts: int, sequences: int, start: dt.date, days: int
     (out / "users.yaml").write_text(yaml.safe_dump(users), encoding="utf-8")
     (out / "sequences" / "templates" / "intro.md.j2").write_text("Hi {{ contact.first_name }}")
     for i in range(sequences):
-        seq = sequence_yaml(i, rng, start)
+        seq = sequence_yaml(i, random.Random(i), start)
         (out / "sequences" / f"{seq['name']}.yaml").write_text(
             yaml.safe_dump(seq, sort_keys=False), encoding="utf-8"
         )
@@ -173,6 +178,7 @@ def generate(out: Path, contacts: int, sequences: int, start: dt.date, days: int
         ACTIVITIES.format(path=out / "imports" / "activities.parquet", type_case=_type_case()),
         {"n": contacts * 10, "contacts": contacts, "start": start, "days": days},
     )
+    (out / "GENERATOR").write_text(VERSION, encoding="utf-8")
     return out
 
 

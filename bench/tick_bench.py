@@ -1,12 +1,17 @@
 """Tick benchmark on a generated workspace (bench/generate.py).
 
-    .venv/bin/python bench/tick_bench.py --contacts 100000 --sequences 10
-    .venv/bin/python bench/tick_bench.py --contacts 1000000 --sequences 50 --catch-up-days 3
+    .venv/bin/python bench/tick_bench.py                      # 1e5 contacts, 10 vs 40 sequences
+    .venv/bin/python bench/tick_bench.py --contacts 1000000 --sequences 50 --compare 10,200
 
-Loads the parquet imports straight into a fresh database file (ingest has its own bench),
-then times: a catch-up tick over ``--catch-up-days`` days, one daily tick (the steady
-state: only that day's activities are applied to the incremental state), and a replay of
-the same as_of (nothing to do). Prints seconds, occurrences, per-phase seconds and counts.
+For every sequence count (``--sequences``, then each of ``--compare``) a fresh process loads
+the parquet imports straight into a fresh database file (ingest has its own bench), times one
+``arg_max(type, occurred_at) GROUP BY contact_id`` pass over the activities (the yardstick),
+then: a catch-up tick over ``--catch-up-days`` days, one daily tick (the steady state: a
+weekday, so every sequence has an occurrence), and a replay of the same as_of (nothing to
+do). It prints one JSON line per tick (seconds, occurrences, per-phase seconds, counts) and
+a summary per count: daily seconds, the arg_max seconds, their ratio, and the process's peak
+RSS; finally the ratio of the daily tick of the largest to the smallest ``--compare`` count.
+Ratios are always taken within one invocation (same machine load).
 """
 
 from __future__ import annotations
@@ -14,14 +19,17 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import resource
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
 
-from generate import generate  # noqa: E402
+from generate import VERSION, generate  # noqa: E402
 
 from pipelines.compiled import compile_workspace  # noqa: E402
 from pipelines.compiler import ConditionSchema  # noqa: E402
@@ -38,6 +46,14 @@ insert into contacts by name select * from read_parquet('{ws}/imports/contacts.p
 insert into activities by name select * from read_parquet('{ws}/imports/activities.parquet');
 """
 
+ARG_MAX = """
+select count(*), count(last_type) from (
+    select contact_id, arg_max(type, occurred_at) as last_type
+    from activities
+    group by contact_id
+)
+"""
+
 
 def _timed_tick(con, ws, compilation, as_of: dt.datetime, label: str) -> dict:
     started = time.perf_counter()
@@ -47,7 +63,7 @@ def _timed_tick(con, ws, compilation, as_of: dt.datetime, label: str) -> dict:
     row = {
         "tick": label,
         "as_of": as_of.isoformat(),
-        "seconds": round(seconds, 2),
+        "seconds": round(seconds, 3),
         "occurrences": stats["occurrences"],
         "entries": stats["entries"],
         "exits": sum(stats["exits"].values()),
@@ -58,18 +74,24 @@ def _timed_tick(con, ws, compilation, as_of: dt.datetime, label: str) -> dict:
     return row
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--contacts", type=int, default=100_000)
-    parser.add_argument("--sequences", type=int, default=10)
-    parser.add_argument("--catch-up-days", type=int, default=5)
-    parser.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2026, 3, 2))
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    root = Path("bench/data") / f"ws-{args.contacts}-{args.sequences}"
-    if not (root / "imports" / "activities.parquet").exists():
-        generate(root, args.contacts, args.sequences, args.start, 14)
-    db = Path("bench/out") / f"tick-{args.contacts}-{args.sequences}.duckdb"
+def _workspace(contacts: int, sequences: int, start: dt.date) -> Path:
+    root = HERE / "data" / f"ws-{contacts}-{sequences}"
+    marker = root / "GENERATOR"
+    if not marker.exists() or marker.read_text(encoding="utf-8") != VERSION:
+        for stale in (root / "sequences").glob("*.yaml"):
+            stale.unlink()
+        generate(root, contacts, sequences, start, 14)
+    return root
+
+
+def _peak_rss_mib() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def scenario(args, sequences: int) -> dict:
+    """One sequence count in this process: load, yardstick, catch-up, daily, replay."""
+    root = _workspace(args.contacts, sequences, args.start)
+    db = HERE / "out" / f"tick-{args.contacts}-{sequences}.duckdb"
     db.parent.mkdir(parents=True, exist_ok=True)
     for stale in (db, db.with_suffix(".duckdb.wal")):
         stale.unlink(missing_ok=True)
@@ -78,20 +100,95 @@ def main() -> None:
     started = time.perf_counter()
     con.execute(LOAD.format(ws=root.resolve()))
     print(json.dumps({"load_seconds": round(time.perf_counter() - started, 2)}), flush=True)
+    arg_max = []
+    for _ in range(3):  # best of 3: the yardstick should not be inflated by a cold cache
+        started = time.perf_counter()
+        con.execute(ARG_MAX).fetchall()
+        arg_max.append(time.perf_counter() - started)
     ws = load_workspace(root)
     compilation = compile_workspace(ws, ConditionSchema.from_database(con))
     assert not compilation.errors, [str(e) for e in compilation.errors]
     base = dt.datetime.combine(args.start, dt.time(0))
     catch_up = base + dt.timedelta(days=args.catch_up_days)
     _timed_tick(con, ws, compilation, catch_up, f"catch-up {args.catch_up_days} days")
-    daily = catch_up + dt.timedelta(days=1)
-    _timed_tick(con, ws, compilation, daily, "daily")
-    _timed_tick(con, ws, compilation, daily, "replay")
+    daily_at = catch_up + dt.timedelta(days=1)
+    daily = _timed_tick(con, ws, compilation, daily_at, "daily")
+    _timed_tick(con, ws, compilation, daily_at, "replay")
     counts = con.execute(
         "select (select count(*) from enrollments), (select count(*) from actions), "
         "(select count(*) from activities)"
     ).fetchone()
-    print(json.dumps({"enrollments": counts[0], "actions": counts[1], "activities": counts[2]}))
+    con.close()
+    summary = {
+        "sequences": sequences,
+        "contacts": args.contacts,
+        "activities": counts[2],
+        "enrollments": counts[0],
+        "actions": counts[1],
+        "daily_seconds": daily["seconds"],
+        "daily_occurrences": daily["occurrences"],
+        "arg_max_seconds": round(min(arg_max), 3),
+        "daily_over_arg_max": round(daily["seconds"] / min(arg_max), 2),
+        "peak_rss_mib": _peak_rss_mib(),
+    }
+    print(json.dumps(summary), flush=True)
+    return summary
+
+
+def _in_child(args, sequences: int) -> dict:
+    """Run one scenario in a fresh process, so its peak RSS is its own."""
+    cmd = [
+        sys.executable, __file__, "--only", str(sequences), "--contacts", str(args.contacts),
+        "--catch-up-days", str(args.catch_up_days), "--start", args.start.isoformat(),
+        "--threads", str(args.threads),
+    ]  # fmt: skip
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    lines = out.strip().splitlines()
+    for line in lines[:-1]:
+        print(f"  [{sequences}] {line}", flush=True)
+    return json.loads(lines[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--contacts", type=int, default=100_000)
+    parser.add_argument("--sequences", type=int, default=10)
+    parser.add_argument(
+        "--compare",
+        default="10,40",
+        help="comma-separated sequence counts; '' to skip (the issue's target: 10,200)",
+    )
+    parser.add_argument("--catch-up-days", type=int, default=3)
+    parser.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2026, 3, 2))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--only", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.only is not None:
+        scenario(args, args.only)
+        return
+    counts = [args.sequences] + [int(c) for c in args.compare.split(",") if c.strip()]
+    results = {}
+    for n in dict.fromkeys(counts):
+        results[n] = _in_child(args, n)
+        print(json.dumps(results[n]), flush=True)
+    main_run = results[args.sequences]
+    final = {
+        "contacts": args.contacts,
+        "sequences": args.sequences,
+        "daily_seconds": main_run["daily_seconds"],
+        "arg_max_seconds": main_run["arg_max_seconds"],
+        "daily_over_arg_max": main_run["daily_over_arg_max"],
+        "peak_rss_mib": max(r["peak_rss_mib"] for r in results.values()),
+    }
+    compared = [int(c) for c in args.compare.split(",") if c.strip()]
+    if len(compared) >= 2:
+        low, high = min(compared), max(compared)
+        final[f"daily_{high}_over_{low}_sequences"] = round(
+            results[high]["daily_seconds"] / results[low]["daily_seconds"], 2
+        )
+    print(json.dumps({"summary": final}), flush=True)
 
 
 if __name__ == "__main__":
