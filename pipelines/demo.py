@@ -30,6 +30,53 @@ def _sql_list(values: list[str]) -> str:
     return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
 
 
+def contacts_sql(first: int, count: int, accounts: int, created: str, *, days_back: int) -> str:
+    """Seeded contacts ``first``..``first+count-1`` created up to ``days_back`` days before
+    the SQL timestamp ``created`` (0: at it, spread over the preceding hours)."""
+    return f"""
+        select
+            printf('C%06d', i) as contact_id,
+            case
+                when i % 97 = 0 then null
+                -- every 41st contact repeats the previous one's email in upper case
+                when i % 41 = 0 then upper(
+                    'person' || (i - 1) || '@company' || (1 + (i - 1) % {accounts}) || '.example')
+                else 'person' || i || '@company' || (1 + i % {accounts}) || '.example'
+            end as email,
+            {_sql_list(FIRST_NAMES)}[1 + i % 10] as first_name,
+            'Lastname' || i as last_name,
+            printf('A%05d', 1 + i % {accounts}) as account_id,
+            {_sql_list(OWNERS)}[1 + (i % 3)] as owner_id,
+            {_sql_list(TIMEZONES)}[1 + (i % 6)] as timezone,
+            (i % 53 = 0) as unsubscribed,
+            ({created} - to_minutes(cast(60 + random() * 60 * 24 * {days_back} as integer)))
+                as created_at,
+            {created} as updated_at,
+            {_sql_list(STAGES)}[1 + cast(floor(random() * 7) as integer)] as lifecycle_stage,
+            cast(floor(random() * 100) as integer) as lead_score,
+            '+1555' || printf('%07d', i) as phone,
+        from range({first}, {first + count}) as t(i)
+    """
+
+
+def new_contacts(
+    out: Path, day: dt.date, *, per_day: int = 40, accounts: int = 300, base: int = 3000
+) -> Path:
+    """A day's new leads as ``contacts_new_<day>.csv`` (created during the night before)."""
+    out.mkdir(parents=True, exist_ok=True)
+    first = base + 1 + (day.toordinal() % 10_000) * per_day
+    path = out / f"contacts_new_{day:%Y%m%d}.csv"
+    con = duckdb.connect()
+    con.execute("select setseed(?)", [(day.toordinal() % 1000) / 1000])
+    created = f"timestamp '{day}'"
+    con.execute(
+        f"copy ({contacts_sql(first, per_day, accounts, created, days_back=0)}) "
+        f"to '{path}' (header, delimiter ',')"
+    )
+    con.close()
+    return path
+
+
 def generate(
     out: Path,
     *,
@@ -55,30 +102,10 @@ def generate(
             cast(10 + floor(pow(random(), 2) * 5000) as integer) as employees,
         from range(1, {accounts} + 1) as t(i)
     """)
-    con.execute(f"""
-        create table contacts as
-        select
-            printf('C%06d', i) as contact_id,
-            case
-                when i % 97 = 0 then null
-                -- every 41st contact repeats the previous one's email in upper case
-                when i % 41 = 0 then upper(
-                    'person' || (i - 1) || '@company' || (1 + (i - 1) % {accounts}) || '.example')
-                else 'person' || i || '@company' || (1 + i % {accounts}) || '.example'
-            end as email,
-            {_sql_list(FIRST_NAMES)}[1 + i % 10] as first_name,
-            'Lastname' || i as last_name,
-            printf('A%05d', 1 + i % {accounts}) as account_id,
-            {_sql_list(OWNERS)}[1 + (i % 3)] as owner_id,
-            {_sql_list(TIMEZONES)}[1 + (i % 6)] as timezone,
-            (i % 53 = 0) as unsubscribed,
-            (timestamp '{start}' - to_days(cast(1 + random() * 200 as integer))) as created_at,
-            (timestamp '{start}' - to_days(cast(random() * 5 as integer))) as updated_at,
-            {_sql_list(STAGES)}[1 + cast(floor(random() * 7) as integer)] as lifecycle_stage,
-            cast(floor(random() * 100) as integer) as lead_score,
-            '+1555' || printf('%07d', i) as phone,
-        from range(1, {contacts} + 1) as t(i)
-    """)
+    con.execute(
+        "create table contacts as "
+        + contacts_sql(1, contacts, accounts, f"timestamp '{start}'", days_back=200)
+    )
     con.execute(f"""
         create table activities as
         select

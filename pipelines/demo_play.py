@@ -18,10 +18,12 @@ from pathlib import Path
 import dagster as dg
 
 from pipelines import db
+from pipelines.demo import new_contacts
 from pipelines.occurrences import instant_on, occurs_on
 from pipelines.simulate import simulate_engagement
 from pipelines.workspace import Workspace
 
+NEW_LEADS_PER_DAY = 40
 # The demo prints one line per day; Dagster's own event log stays in the instance.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -117,6 +119,11 @@ def play(
     for i in range(days):
         started = time.monotonic()
         day = first_day + dt.timedelta(days=i)
+        arrived = 0
+        if i > 0 and day.weekday() < 5:  # the night's new leads, dropped into imports/
+            new_contacts(project / "imports", day, per_day=NEW_LEADS_PER_DAY)
+            player.sense_and_ingest()
+            arrived = NEW_LEADS_PER_DAY
         ticks = tick_instants(ws, day)
         for at in ticks:
             player.tick(at)
@@ -124,6 +131,7 @@ def play(
         rows = player.engagement(day_start, day_start + dt.timedelta(days=1))
         player.sense_and_ingest()
         yield (
-            f"day {i + 1:>2} {day:%a %Y-%m-%d}: {len(ticks)} tick(s); {player.day_summary(day)}; "
+            f"day {i + 1:>2} {day:%a %Y-%m-%d}: +{arrived} leads, {len(ticks)} tick(s); "
+            f"{player.day_summary(day)}; "
             f"engagement events {rows} ({time.monotonic() - started:.1f}s)"
         )
