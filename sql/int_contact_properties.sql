@@ -17,11 +17,7 @@ activities_as_of as (
 
 contact_mode_activities as (
     select * from activities_as_of
-    where type in (
-        'email_sent', 'email_opened', 'email_clicked', 'email_replied',
-        'call_incoming', 'call_outgoing', 'chat'
-    )
-       or starts_with(type, 'sales_activity:')
+    where is_contact_mode(type)  -- macro in sql/schema.sql
 ),
 
 last_activity as (
@@ -47,18 +43,7 @@ final as (
         last_activity.contact_id,
         last_activity.last_activity_type,
         last_activity.last_activity_at,
-        case
-            when last_contact.last_contacted_type = 'email_sent' then 'No reply'
-            when last_contact.last_contacted_type in ('email_opened', 'email_clicked')
-                then 'Opened but no reply'
-            when last_contact.last_contacted_type = 'email_replied' then 'Replied'
-            when last_contact.last_contacted_type = 'call_incoming' then 'Incoming call'
-            when last_contact.last_contacted_type = 'call_outgoing' then 'Outgoing call'
-            when last_contact.last_contacted_type = 'chat' then 'Chat'
-            when starts_with(last_contact.last_contacted_type, 'sales_activity:')
-                then 'Sales Activity'
-            else 'Not yet contacted'
-        end as last_contacted_mode,
+        contacted_mode(last_contact.last_contacted_type) as last_contacted_mode,
         last_contact.last_contacted_at,
     from last_activity
     left join last_contact using (contact_id)

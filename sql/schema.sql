@@ -194,3 +194,24 @@ create table if not exists manual_requests (
     resolved_at timestamp,
     primary key (sequence, contact_id, requested_at),
 );
+
+-- The contact-mode rule of SPEC 5, defined once for every model that derives
+-- last_contacted_mode (sql/int_contact_properties.sql, sql/tick/).
+create or replace macro is_contact_mode(activity_type) as
+    activity_type in (
+        'email_sent', 'email_opened', 'email_clicked', 'email_replied',
+        'call_incoming', 'call_outgoing', 'chat'
+    )
+    or starts_with(activity_type, 'sales_activity:');
+
+create or replace macro contacted_mode(activity_type) as
+    case
+        when activity_type = 'email_sent' then 'No reply'
+        when activity_type in ('email_opened', 'email_clicked') then 'Opened but no reply'
+        when activity_type = 'email_replied' then 'Replied'
+        when activity_type = 'call_incoming' then 'Incoming call'
+        when activity_type = 'call_outgoing' then 'Outgoing call'
+        when activity_type = 'chat' then 'Chat'
+        when starts_with(activity_type, 'sales_activity:') then 'Sales Activity'
+        else 'Not yet contacted'
+    end;
