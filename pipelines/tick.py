@@ -11,9 +11,18 @@ int_enrollment_engagement) → completion (int_completions). Every decision is o
 statement over all contacts/enrolments; Python loops only over instants and sequences.
 
 Incremental state. The activity-derived contact properties live in ``contact_activity_state``
-as of ``tick_state.properties_as_of`` (the latest instant processed, W). Before the group at
-instant t, only the activities in (W, t] are aggregated and merged (int_activity_delta), so a
-daily run costs about the day's new activity plus the enrolments involved, not the history.
+as of ``tick_state.properties_as_of`` (the latest instant processed, W). A run reads the
+activities after W once (``tick_window``); before the group at instant t, only the window's
+activities in (W, t] are aggregated and merged (int_activity_delta), so a daily run costs
+about the day's new activity plus the enrolments involved, not the history.
+
+Per-run work (``_start_run``). Contacts without activity in the run's window have the same
+row at every instant of the run: their ``contact`` rows are materialized once
+(``tick_contacts_static``), and the audience of every sequence whose audience reads neither
+``now()`` nor ``sequences`` is evaluated over them once (``tick_audience_static``). Only the
+window's contacts (``tick_contacts_window``) are rebuilt per instant, and evaluated per
+occurrence. Per occurrence, what remains scales with the sequence's enrolments (plus one
+hash-join probe over the contacts per phase).
 The state carries how many activities (occurred_at ≤ W) it was built from; when a run finds
 a different count — activities ingested late, with an occurred_at at or before an instant
 already processed — it rebuilds the state from the full history once. Decisions already made
@@ -70,7 +79,7 @@ def literal(value: object) -> str:
 # Values spliced into SQL structure (step ids, action kinds) become sqlglot literals.
 _ENV.filters["literal"] = literal
 _PARAM = re.compile(r"\$([A-Za-z_]\w*)")
-_WORD = {name: re.compile(rf"\b{name}\b") for name in ("sequences", "enrollment")}
+_WORD = {name: re.compile(rf"\b{name}\b") for name in ("sequences", "enrollment", "occurrence")}
 
 
 @dataclass
@@ -157,9 +166,14 @@ def _set_watermark(con, at: dt.datetime, counted: int) -> None:
         con.execute("insert into tick_state values (1, ?, ?)", [at, counted])
 
 
-def _apply_activity_delta(con, from_at: dt.datetime | None, to_at: dt.datetime) -> int:
-    """Merge the activities in (from_at, to_at] into contact_activity_state; return their count."""
-    sql = _render("int_activity_delta.sql", from_at=from_at is not None)
+def _apply_activity_delta(
+    con, from_at: dt.datetime | None, to_at: dt.datetime, source: str = "activities"
+) -> int:
+    """Merge the activities in (from_at, to_at] into contact_activity_state; return their count.
+
+    ``source`` is ``activities`` or the run's ``tick_window`` (see ``_start_run``).
+    """
+    sql = _render("int_activity_delta.sql", from_at=from_at is not None, source=source)
     _materialize(con, "activity_delta", sql, {"from_at": from_at, "to_at": to_at})
     con.execute(
         """
@@ -195,15 +209,176 @@ def _check_late_activities(con) -> bool:
     return True
 
 
-def _advance_state(con, to_at: dt.datetime) -> None:
-    """Bring contact_activity_state to ``to_at``; (re)create the ``instant_contacts`` view."""
+def _instant_contacts(con, table: str, contacts: str, state: str) -> None:
+    sql = _render("int_instant_contacts.sql", contacts=contacts, state=state)
+    con.execute(f"create or replace temp table {table} as {sql}")
+
+
+def _start_run(con, groups: list[list[Occurrence]], compilation) -> set[str]:
+    """Per-run temp tables, so that each instant costs about its own changes.
+
+    - ``tick_window``: the activities in (W, last instant], read once from ``activities``
+      (a first run builds the state up to its first instant from the whole history first);
+    - ``tick_contacts_static``: the contact rows (int_instant_contacts) of every contact
+      WITHOUT activity in the window: their state is that of W for the whole run;
+    - ``tick_window_contact_rows`` / ``tick_window_state``: the contacts with activity in
+      the window and their state, which ``_advance_state`` moves instant by instant;
+    - ``instant_contacts``: the view over the static rows and the instant's window rows;
+    - ``tick_email_activities``: the opens/clicks that can belong to an enrolment's email;
+    - ``tick_audience_static``: the static contacts in the audience of every sequence whose
+      audience reads neither ``occurrence`` nor ``sequences`` (int_audience_static.sql).
+
+    Returns the names of those sequences (their entries read ``tick_audience_static``).
+    """
+    first_at, last_at = groups[0][0].at, groups[-1][0].at
     at, counted = _watermark(con)
-    if at is None or to_at > at:
-        counted += _apply_activity_delta(con, at, to_at)
-        _set_watermark(con, to_at, counted)
-    con.execute(
-        "create or replace temp view instant_contacts as " + _render("int_instant_contacts.sql")
+    if at is None:
+        _set_watermark(con, first_at, _apply_activity_delta(con, None, first_at))
+        at = first_at
+    _execute(
+        con,
+        """
+        create or replace temp table tick_window as
+        select contact_id, activity_id, type, occurred_at
+        from activities
+        where contact_id is not null
+          and occurred_at > $from_at
+          and occurred_at <= $to_at
+        order by occurred_at
+        """,
+        {"from_at": at, "to_at": last_at},
     )
+    con.execute(
+        """
+        create or replace temp table tick_window_contacts as
+        select distinct contact_id from tick_window;
+        create or replace temp table tick_window_contact_rows as
+        select * from contacts semi join tick_window_contacts using (contact_id);
+        create or replace temp table tick_window_state as
+        select * from contact_activity_state semi join tick_window_contacts using (contact_id);
+        """
+    )
+    _instant_contacts(
+        con,
+        "tick_contacts_static",
+        "(select * from contacts anti join tick_window_contacts using (contact_id))",
+        "contact_activity_state",
+    )
+    _instant_contacts(con, "tick_contacts_window", "tick_window_contact_rows", "tick_window_state")
+    con.execute(
+        "create or replace temp view instant_contacts as "
+        "select * from tick_contacts_static union all by name select * from tick_contacts_window"
+    )
+    if any(
+        _reads("enrollment", *(c.step_sql(s.id) for s in c.sequence.steps))
+        for c in compilation.sequences.values()
+    ):
+        # an open/click counts only after the enrolment: the earliest active one bounds it
+        _execute(
+            con,
+            """
+            create or replace temp table tick_email_activities as
+            select contact_id, type, sequence, step, message_id, occurred_at
+            from activities
+            where type in ('email_opened', 'email_clicked')
+              and contact_id is not null
+              and (sequence is not null or message_id is not null)
+              and occurred_at <= $to_at
+              and occurred_at > least(
+                  $first_at,
+                  (select min(enrolled_at) from enrollments where status = 'active')
+              )
+            """,
+            {"first_at": first_at, "to_at": last_at},
+        )
+    return _precompute_audiences(con, groups, compilation)
+
+
+def _precompute_audiences(con, groups: list[list[Occurrence]], compilation) -> set[str]:
+    names = sorted({occ.sequence for group in groups for occ in group})
+    batch = [
+        {"name": name, "record": c.sequence.audience.record, "audience_sql": c.audience_sql}
+        for name in names
+        if (c := compilation.sequences[name]).audience_sql
+        and not _reads("sequences", c.audience_sql)
+        and not _reads("occurrence", c.audience_sql)
+    ]
+    if not batch:
+        return set()
+    sql = _render("int_audience_static.sql", sequences=batch)
+    con.execute(f"create or replace temp table tick_audience_static as {sql}")
+    return {s["name"] for s in batch}
+
+
+def _advance_state(con, to_at: dt.datetime) -> None:
+    """Bring contact_activity_state (and the run's window rows) to ``to_at``.
+
+    Reads only the instant's slice of ``tick_window``; the merge below is the one of
+    ``_apply_activity_delta``, computed against the window state (every contact of the delta
+    is a window contact) so that nothing here scans all contacts.
+    """
+    at, counted = _watermark(con)
+    if at is None or to_at <= at:
+        return
+    sql = _render("int_activity_delta.sql", from_at=True, source="tick_window")
+    _materialize(con, "activity_delta", sql, {"from_at": at, "to_at": to_at})
+    delta = con.execute("select count(*), coalesce(sum(activities), 0) from activity_delta")
+    changed, activities = delta.fetchone()
+    _set_watermark(con, to_at, counted + activities)
+    if changed == 0:
+        return
+    con.execute(
+        """
+        create or replace temp table tick_state_changed as
+        select
+            delta.contact_id,
+            delta.last_activity_type,
+            delta.last_activity_at,
+            coalesce(delta.last_contacted_type, state.last_contacted_type)
+                as last_contacted_type,
+            coalesce(delta.last_contacted_at, state.last_contacted_at) as last_contacted_at,
+            coalesce(state.unsubscribed_at, delta.unsubscribed_at) as unsubscribed_at,
+            coalesce(state.bounced_at, delta.bounced_at) as bounced_at,
+            coalesce(delta.last_replied_at, state.last_replied_at) as last_replied_at,
+            state.contact_id is null as __new,
+        from activity_delta as delta
+        left join tick_window_state as state using (contact_id)
+        """
+    )
+    # tick_window_state mirrors contact_activity_state for the window's contacts, so __new
+    # says which rows to insert; the others are updated (`insert or replace` cost twice as
+    # much: a merge against every state row)
+    con.execute(
+        """
+        update contact_activity_state set
+            last_activity_type = changed.last_activity_type,
+            last_activity_at = changed.last_activity_at,
+            last_contacted_type = changed.last_contacted_type,
+            last_contacted_at = changed.last_contacted_at,
+            unsubscribed_at = changed.unsubscribed_at,
+            bounced_at = changed.bounced_at,
+            last_replied_at = changed.last_replied_at
+        from tick_state_changed as changed
+        where contact_activity_state.contact_id = changed.contact_id
+          and not changed.__new;
+        insert into contact_activity_state by name
+        select * exclude (__new) from tick_state_changed where __new;
+        """
+    )
+    for table in ("tick_window_state", "tick_contacts_window"):
+        con.execute(
+            f"delete from {table} where contact_id in (select contact_id from tick_state_changed)"
+        )
+    con.execute(
+        "insert into tick_window_state by name select * exclude (__new) from tick_state_changed"
+    )
+    sql = _render(
+        "int_instant_contacts.sql",
+        contacts="(select * from tick_window_contact_rows "
+        "semi join tick_state_changed using (contact_id))",
+        state="tick_window_state",
+    )
+    con.execute(f"insert into tick_contacts_window by name {sql}")
 
 
 # --- which occurrences ------------------------------------------------------------------
@@ -252,7 +427,9 @@ def _group_by_instant(occurrences: list[Occurrence]) -> list[list[Occurrence]]:
 # --- one occurrence -----------------------------------------------------------------------
 
 
-def _process_occurrence(con, compiled, occ: Occurrence, run_id: str, report: RunReport):
+def _process_occurrence(
+    con, compiled, occ: Occurrence, run_id: str, report: RunReport, precomputed: set[str]
+):
     seq = compiled.sequence
     result = OccurrenceResult(occ)
     steps = [
@@ -314,6 +491,8 @@ def _process_occurrence(con, compiled, occ: Occurrence, run_id: str, report: Run
             exit_sql=exit_sql,
             needs_email=seq.has_email_steps,
             prevent_duplicate_emails=seq.audience.prevent_duplicate_emails,
+            exclusive_with=bool(seq.exclusive_with),
+            precomputed=seq.name in precomputed,
             with_sequences=_reads("sequences", exit_sql, audience_sql),
         )
         _materialize(con, "tick_entries", sql, params)
@@ -334,7 +513,10 @@ def _process_occurrence(con, compiled, occ: Occurrence, run_id: str, report: Run
 
     # 3. steps
     _materialize(con, "tick_active", _render("int_active_enrollments.sql"), params)
-    if con.execute("select count(*) from tick_active").fetchone()[0] == 0:
+    active, params["min_enrolled_at"] = con.execute(
+        "select count(*), min(enrolled_at) from tick_active"
+    ).fetchone()
+    if active == 0:
         lap("steps")
         return _finish_occurrence(con, seq, occ, result)
     smart = seq.type == "smart"
@@ -431,8 +613,12 @@ where manual_requests.sequence = $sequence
   and manual_requests.requested_at <= $occurrence_at
 """
 
-# The idempotency key is a hash of (sequence, contact, step, enrolment): deterministic, so a
-# replay computes the same key and `on conflict do nothing` never rewrites a decision.
+# The idempotency key is a hash of (sequence, contact, step, enrolment): deterministic. A
+# decision is never rewritten because tick_actions holds only steps not yet decided for the
+# enrolment (int_step_actions.sql, `undecided`), which is exactly "no row with this key": a
+# plain insert, whose key check is an index lookup per row. (`on conflict do nothing` made
+# DuckDB join every insert against a full scan of the actions keys: ~0.15 s per occurrence
+# at 3e6 actions.) The primary key stays the backstop: a duplicate would fail the group.
 _ACTION_DML = """
 insert into actions (
     idempotency_key, sequence, contact_id, enrollment_id, step, step_index, day, action,
@@ -443,19 +629,25 @@ select
     $sequence, contact_id, enrollment_id, step, step_index, day, action,
     $occurrence_on, $occurrence_at, status, $decided_at
 from tick_actions
-on conflict do nothing
 """
 
 
 # --- runs ---------------------------------------------------------------------------------
 
 
-def _process_group(con, compilation, group: list[Occurrence], run_id: str, report: RunReport):
+def _process_group(
+    con, compilation, group: list[Occurrence], run_id: str, report: RunReport, run: dict
+):
+    """One instant; the run's first instant sets up the run (``_start_run``) in ``run``."""
     clock = time.perf_counter()
+    if "groups" in run:
+        run["precomputed"] = _start_run(con, run.pop("groups"), compilation)
     _advance_state(con, group[0].at)
     report.seconds["state"] += time.perf_counter() - clock
     return [
-        _process_occurrence(con, compilation.sequences[occ.sequence], occ, run_id, report)
+        _process_occurrence(
+            con, compilation.sequences[occ.sequence], occ, run_id, report, run["precomputed"]
+        )
         for occ in group
     ]
 
@@ -477,9 +669,13 @@ def run_tick(con: duckdb.DuckDBPyConnection, ws: Workspace, compilation, as_of: 
     with transaction(con):
         starts = _register_sequences(con, compilation, as_of)
         _check_late_activities(con)
-    for group in _group_by_instant(_pending_occurrences(con, compilation, starts, as_of)):
+    groups = _group_by_instant(_pending_occurrences(con, compilation, starts, as_of))
+    run = {"groups": groups}
+    for group in groups:
         with transaction(con):
-            report.occurrences += _process_group(con, compilation, group, report.run_id, report)
+            report.occurrences += _process_group(
+                con, compilation, group, report.run_id, report, run
+            )
     con.execute(
         "insert into runs (run_id, kind, as_of, started_at, finished_at, stats) "
         "values (?, 'tick', ?, ?, ?, ?)",
@@ -514,8 +710,10 @@ def preview_occurrence(
             return {"sequence": sequence, "occurrence_on": None, "occurrence_at": None}
         pending = [o for o in pending if (o.at, o.sequence) <= (target.at, target.sequence)]
         result = None
-        for group in _group_by_instant(pending):
-            for r in _process_group(con, compilation, group, "preview", report):
+        groups = _group_by_instant(pending)
+        run = {"groups": groups}
+        for group in groups:
+            for r in _process_group(con, compilation, group, "preview", report, run):
                 if r.occurrence == target:
                     result = r
     finally:

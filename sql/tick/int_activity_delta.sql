@@ -3,6 +3,8 @@
 -- here is later than everything already in the state, so the latest-activity columns of
 -- the delta replace the state's, and the first-unsubscribe/first-bounce columns keep the
 -- state's. Ties on occurred_at break by activity_id, as in int_contact_properties.sql.
+-- {{ source }} is `activities` (a first build) or `tick_window`, the run's activities after
+-- the watermark, materialized once per run so that each instant reads only its slice.
 
 with
 
@@ -16,7 +18,7 @@ new_activities as (
             'email_sent', 'email_opened', 'email_clicked', 'email_replied',
             'call_incoming', 'call_outgoing', 'chat'
         ) or starts_with(type, 'sales_activity:') as is_contact_mode,
-    from activities
+    from {{ source }}
     where contact_id is not null
       and occurred_at <= $to_at
       {% if from_at %}and occurred_at > $from_at{% endif %}

@@ -1,7 +1,8 @@
 -- Enrolments of sequence S that complete at this occurrence (SPEC 6, step 4), after
 -- this occurrence's steps. classic: on (or, after an edit shortened it, past) the day of the
 -- last step, when exit.all_steps_done. smart: once every current step has been executed
--- (when exit.all_steps_done), or on day duration_days.
+-- (when exit.all_steps_done), or on day duration_days. An enrolment's actions are decided at
+-- or after it: $min_enrolled_at (the earliest active enrolment) bounds the scan of actions.
 
 with
 
@@ -10,6 +11,7 @@ executed as (
     select contact_id, count(distinct step) as steps_executed
     from actions
     where sequence = $sequence
+      and occurrence_at >= $min_enrolled_at
       and status <> 'skipped'
       and list_contains($step_ids::varchar[], step)
     group by contact_id

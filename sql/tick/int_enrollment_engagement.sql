@@ -4,7 +4,9 @@
 -- depend on when the send step ran. The previous email is the latest of them (ties: the
 -- later step in the file). An open/click counts when it belongs to the email (same sequence
 -- and step, or the action's message_id), occurred after enrolment and at or before t; a
--- click counts as an open.
+-- click counts as an open. Only actions at or after the earliest evaluated enrolment can be
+-- its emails ($min_enrolled_at), and only opens/clicks attributed to a sequence or a message
+-- can belong to one: tick_email_activities holds those of the run's window (once per run).
 
 with
 
@@ -27,6 +29,7 @@ emails as (
       and actions.action = 'email'
       and actions.status <> 'skipped'
       and actions.occurrence_at < $occurrence_at
+      and actions.occurrence_at >= $min_enrolled_at
 ),
 
 previous_email as (
@@ -39,9 +42,8 @@ previous_email as (
 
 email_activities as (
     select contact_id, type, sequence, step, message_id, occurred_at
-    from activities
-    where type in ('email_opened', 'email_clicked')
-      and occurred_at <= $occurrence_at
+    from tick_email_activities
+    where occurred_at <= $occurrence_at
       and contact_id in (select contact_id from emails)
 ),
 

@@ -18,10 +18,15 @@ enrolled_before as (
 ),
 
 exclusive_active as (
+    {% if exclusive_with %}
     select distinct contact_id
     from enrollments
     where status = 'active'
       and list_contains($exclusive_with::varchar[], sequence)
+    {% else %}
+    select null::varchar as contact_id
+    where false
+    {% endif %}
 ),
 
 manual as (
@@ -32,11 +37,48 @@ manual as (
       and requested_at <= $occurrence_at
 ),
 
-contact as (
+-- read twice (the audience scans it, the checks look up the few candidates): inlined, never
+-- materialized, which would copy every contact at every occurrence
+contact as not materialized (
     {% include 'int_occurrence_contact.sql' %}
 ),
 
 {% if audience_sql %}
+{% if precomputed %}
+-- the audience among the static contacts was evaluated once for the run
+-- (int_audience_static.sql); the window's contacts are evaluated here, at t
+window_contact as (
+    select *
+    from tick_contacts_window
+    where created_at is null
+       or created_at <= $occurrence_at
+),
+
+audience as (
+    select contact_id
+    from tick_audience_static
+    where sequence = $sequence
+      and (created_at is null or created_at <= $occurrence_at)
+      and contact_id not in (select contact_id from enrolled_before)
+    union all
+    {% if record == 'account' %}
+    select contact.contact_id
+    from window_contact as contact
+    semi join (
+        select account.account_id
+        from accounts as account
+        where {{ audience_sql }}
+    ) as matched_accounts on matched_accounts.account_id = contact.account_id
+    anti join enrolled_before using (contact_id)
+    {% else %}
+    select contact.contact_id
+    from window_contact as contact
+    left join accounts as account on account.account_id = contact.account_id
+    anti join enrolled_before on enrolled_before.contact_id = contact.contact_id
+    where {{ audience_sql }}
+    {% endif %}
+),
+{% else %}
 never_enrolled as (
     select contact.*
     from contact
@@ -62,6 +104,7 @@ audience as (
     where {{ audience_sql }}
     {% endif %}
 ),
+{% endif %}
 {% endif %}
 
 candidates as (

@@ -1,17 +1,19 @@
 -- Every contact's current row and its activity-derived properties as of the instant
--- contact_activity_state reflects (SPEC 5). A temp view, not a table: exits and steps read
--- only the contacts of active enrolments, and materializing every contact per instant cost
--- more than the joins it saved. The created_at filter and `sequences` are applied per
+-- contact_activity_state reflects (SPEC 5). Rendered over a slice of the contacts: the tick
+-- materializes it ONCE per run for the contacts without activity in the run's window (their
+-- state cannot change during the run), and once per instant for the few with activity
+-- there ({{ contacts }} and {{ state }} are the engine's own relations). The view
+-- `instant_contacts` is their union. The created_at filter and `sequences` are applied per
 -- occurrence (int_occurrence_contact.sql). Engine-only columns start with `__`.
 
 with
 
 contacts_now as (
-    select * from contacts
+    select * from {{ contacts }}
 ),
 
 activity_state as (
-    select * from contact_activity_state
+    select * from {{ state }}
 ),
 
 final as (

@@ -23,10 +23,13 @@ active_enrollments as (
     {% endif %}
 ),
 
+-- A decision for (S, contact) belongs to the contact's only enrolment in S, so it was made at
+-- or after that enrolment: $min_enrolled_at (the earliest active enrolment) bounds the scan.
 decided as (
     select contact_id, step
     from actions
     where sequence = $sequence
+      and occurrence_at >= $min_enrolled_at
 ),
 
 {% if uses_enrollment %}
@@ -51,25 +54,39 @@ contact as (
     {% include 'int_occurrence_contact.sql' %}
 ),
 
+-- the steps as rows (day is null for smart): each enrolment meets the contact once, and each
+-- step's `when` is picked by its index
+sequence_steps as (
+    select *
+    from (values
+        {% for step in steps %}
+        ({{ step.id | literal }}, {{ step.index }}, {{ step.day if step.day is not none else 'null' }}, {{ step.action | literal }}){{ ',' if not loop.last }}
+        {% endfor %}
+    ) as t(__step, __step_index, __step_day, __action)
+),
+
 evaluated as (
-    {% for step in steps %}
     select
         enrollment.contact_id,
         enrollment.enrollment_id,
         enrollment.day_index as day,
-        {{ step.id | literal }} as step,
-        {{ step.index }} as step_index,
-        {{ step.action | literal }} as action,
-        coalesce(({{ step.sql }}), false) as holds,
+        __steps.__step as step,
+        __steps.__step_index as step_index,
+        __steps.__action as action,
+        coalesce(case __steps.__step_index
+            {% for step in steps %}
+            when {{ step.index }} then ({{ step.sql }})
+            {% endfor %}
+        end, false) as holds,
     from enrollment
     inner join contact on contact.contact_id = enrollment.contact_id
     left join accounts as account on account.account_id = contact.account_id
     cross join occurrence
-    {% if not smart %}
-    where enrollment.day_index = {{ step.day }}
+    {% if smart %}
+    cross join sequence_steps as __steps
+    {% else %}
+    inner join sequence_steps as __steps on __steps.__step_day = enrollment.day_index
     {% endif %}
-    {% if not loop.last %}union all{% endif %}
-    {% endfor %}
 ),
 
 undecided as (
