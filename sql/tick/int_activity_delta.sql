@@ -14,10 +14,7 @@ new_activities as (
         activity_id,
         type,
         occurred_at,
-        type in (
-            'email_sent', 'email_opened', 'email_clicked', 'email_replied',
-            'call_incoming', 'call_outgoing', 'chat'
-        ) or starts_with(type, 'sales_activity:') as is_contact_mode,
+        is_contact_mode(type) as is_contact_mode,  -- macro in sql/schema.sql
     from {{ source }}
     where contact_id is not null
       and occurred_at <= $to_at

@@ -21,18 +21,7 @@ final as (
         contacts_now.*,
         activity_state.last_activity_type,
         activity_state.last_activity_at,
-        case
-            when activity_state.last_contacted_type = 'email_sent' then 'No reply'
-            when activity_state.last_contacted_type in ('email_opened', 'email_clicked')
-                then 'Opened but no reply'
-            when activity_state.last_contacted_type = 'email_replied' then 'Replied'
-            when activity_state.last_contacted_type = 'call_incoming' then 'Incoming call'
-            when activity_state.last_contacted_type = 'call_outgoing' then 'Outgoing call'
-            when activity_state.last_contacted_type = 'chat' then 'Chat'
-            when starts_with(activity_state.last_contacted_type, 'sales_activity:')
-                then 'Sales Activity'
-            else 'Not yet contacted'
-        end as last_contacted_mode,
+        contacted_mode(activity_state.last_contacted_type) as last_contacted_mode,
         activity_state.last_contacted_at,
         coalesce(contacts_now.unsubscribed, false)
             or activity_state.unsubscribed_at is not null as __unsubscribed,
