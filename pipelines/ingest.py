@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,17 +131,21 @@ def ingest_file(
     entity = entity or detect_entity(path)
     if not path.is_file():
         raise IngestError("file not found", Location(file=str(path)))
-    digest = _sha256(path)
+    con.execute("set TimeZone = 'UTC'")  # offset-less timestamps are UTC
+    # The content hash is computed while DuckDB reads the file (both release the GIL); a
+    # file seen before is then dropped unread into the tables. Read outside the transaction:
+    # rows of a temp table written inside one carry provisional rowids, and rowid is the
+    # record's ordinal in the file.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        hashing = pool.submit(_sha256, path)
+        columns, quoted = _read(con, path, entity)
+        digest = hashing.result()
     seen = con.execute(
         "select 1 from ingested_files where sha256 = $1 and entity = $2 and tag = $3",
         [digest, entity, tag or ""],
     ).fetchone()
     if seen:
         return IngestResult(str(path), entity, 0, 0, 0, True)
-    con.execute("set TimeZone = 'UTC'")  # offset-less timestamps are UTC
-    # Read outside the transaction: rows of a temp table written inside one carry provisional
-    # rowids, and rowid is the record's ordinal in the file.
-    columns, quoted = _read(con, path, entity)
     with transaction(con):
         result = _load(con, path, entity, columns, quoted, tag, validate_with_gx)
         con.execute(
@@ -198,7 +203,9 @@ def _joined(columns: dict[str, str]) -> str:
 
 
 def _quote_expr(columns: dict[str, str]) -> str:
-    return f"strpos({_joined(columns)}, '\"') > 0"
+    """Some value holds a quote (per column: cheaper than concatenating the row)."""
+    tests = [f"contains(raw.{c}, '\"')" for c in columns.values()]
+    return "(" + " or ".join(tests) + ")" if tests else "false"
 
 
 def _load(con, path, entity, columns, quoted, tag, validate) -> IngestResult:
