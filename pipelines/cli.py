@@ -177,8 +177,10 @@ def cmd_preview(ctx: Context, args: argparse.Namespace) -> int:
     con = ctx.connect()
     try:
         db.lock_down(con)
-        p = preview_audience(con, compiled, as_of, sample_size=args.sample)
         nxt = preview_occurrence(con, ws, compilation, seq.name, as_of)
+        # the audience as the next occurrence will see it (now() = its instant)
+        at = nxt.get("occurrence_at") or as_of
+        p = preview_audience(con, compiled, at, sample_size=args.sample)
     finally:
         con.close()
     print(
@@ -188,7 +190,7 @@ def cmd_preview(ctx: Context, args: argparse.Namespace) -> int:
     if p.audience is None:
         print("audience: none (no views or conditions: manual enrolment only)")
     else:
-        print(f"audience: {p.audience} of {p.contacts} contacts")
+        print(f"audience: {p.audience} of {p.contacts} contacts (enrolled or not)")
     for label, kept in p.kept_by.items():
         print(f"  {kept:>8} kept by {label}")
     if p.sample:
@@ -336,6 +338,10 @@ def cmd_run(ctx: Context, args: argparse.Namespace) -> int:
         f"{stats['occurrences']} occurrence(s), {stats['entries']} entries, exits: {exits}; "
         f"actions: {actions} ({seconds:.2f}s)"
     )
+    if compilation.errors:
+        # the others ran; the broken ones miss these occurrences for good (docs/decisions.md)
+        print(f"{len(compilation.errors)} problem(s): fix them and `validate`", file=sys.stderr)
+        return EXIT_INPUT
     return EXIT_OK
 
 

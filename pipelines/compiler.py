@@ -80,6 +80,20 @@ ALLOWED_NODES: frozenset[type[exp.Expr]] = frozenset(
     }
 )  # fmt: skip
 
+# The bare words a condition may hold: date parts and interval units (date_trunc(month, x),
+# extract(year from x), interval 3 day). Anything else would fail only at run time.
+DATE_PARTS: frozenset[str] = frozenset(
+    {
+        unit + plural
+        for unit in (
+            "year", "month", "day", "hour", "minute", "second", "millisecond", "microsecond",
+            "week", "quarter", "decade", "century", "millennium",
+        )
+        for plural in ("", "s")
+    }
+    | set("dow doy isodow isoyear yearweek dayofweek dayofyear weekday epoch ms us".split())
+)  # fmt: skip
+
 # Function names allowed when sqlglot has no class for them (they parse as exp.Anonymous).
 ALLOWED_FUNCTIONS: frozenset[str] = frozenset(
     """
@@ -192,7 +206,7 @@ def compile_condition(
         _check_allowed(tree, where)
         tables = _tables_in_scope(schema, scope, record)
         tree, columns = _resolve_columns(tree, tables, schema.ambiguous, where)
-        tree, uses_now = _rewrite_now(tree)
+        tree, uses_now = _rewrite_now(_make_total(tree))
         _require_boolean(tree, tables, where)
     except RecursionError as exc:
         raise ConditionError("the condition is nested too deeply", where) from exc
@@ -315,6 +329,8 @@ def _check_allowed(tree: exp.Expr, where: Location) -> None:
             raise _reject("subqueries are not allowed", node, where)
         if kind is exp.In and (node.args.get("unnest") or not node.expressions):
             raise _reject("IN takes a non-empty list of values only", node, where)
+        if kind is exp.Var and node.name.lower() not in DATE_PARTS:
+            raise _reject(f"unknown date part {node.name!r}", node, where)
         if kind not in ALLOWED_NODES:
             raise _reject(_describe(node) + " is not allowed", node, where)
 
@@ -400,6 +416,23 @@ def _rewrite_now(tree: exp.Expr) -> tuple[exp.Expr, bool]:
         return node
 
     return tree.transform(rewrite), uses_now
+
+
+def _make_total(tree: exp.Expr) -> exp.Expr:
+    """Casts and parses that fail on one dirty value become NULL instead of an error, so a
+    condition that passed ``validate`` cannot stop a run: CAST -> TRY_CAST, strptime ->
+    try_strptime (a NULL condition is false)."""
+
+    def total(node: exp.Expr) -> exp.Expr:
+        if type(node) is exp.Cast:
+            return exp.TryCast(**node.args)
+        if type(node) is exp.StrToTime:
+            node.set("safe", True)
+        if _is_function(node, "strptime"):
+            return exp.Anonymous(this="try_strptime", expressions=node.expressions)
+        return node
+
+    return tree.transform(total)
 
 
 def _is_function(node: exp.Expr, *names: str) -> bool:

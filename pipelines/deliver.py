@@ -175,30 +175,48 @@ def _changed(con: duckdb.DuckDBPyConnection, sql: str, params: Any = None) -> in
 
 
 def _skip_unsendable(con: duckdb.DuckDBPyConnection, as_of: dt.datetime) -> int:
-    """Skip actions whose step left the sequence file, and emails/SMS to contacts who
-    unsubscribed (or, for email, bounced) since the tick decided them."""
+    """Skip actions whose step left the sequence file, whose enrolment exited since the tick
+    decided them (replied, unsubscribed, bounced, condition, manual — a deferred email must
+    not reach someone who replied meanwhile), and emails/SMS to an address that unsubscribed
+    (or, for email, bounced): any contact with the same lower(email) counts."""
     return len(
         con.execute(
             """
+            with suppressed_emails as (
+                select distinct lower(c.email) as email_key, v.type
+                from activities as v
+                join contacts as c on c.contact_id = v.contact_id
+                where v.occurred_at <= $as_of and v.type in ('unsubscribed', 'email_bounced')
+                  and c.email is not null
+                union
+                select distinct lower(email), 'unsubscribed' from contacts
+                where coalesce(unsubscribed, false) and email is not null
+            ),
+            reasons as (
+                select
+                    a.idempotency_key,
+                    case
+                        when not exists (select 1 from _send_steps as s
+                                         where s.sequence = a.sequence and s.step = a.step)
+                            then 'step no longer in the sequence file'
+                        when e.status = 'exited' and e.exit_reason <> 'completed'
+                            then 'enrolment exited (' || e.exit_reason || ') before send'
+                        when a.action in ('email', 'sms') and exists (
+                            select 1 from suppressed_emails as x
+                            where x.email_key = lower(c.email)
+                              and (x.type = 'unsubscribed' or a.action = 'email'))
+                            then 'contact unsubscribed or bounced before send'
+                    end as reason,
+                from actions as a
+                left join enrollments as e on e.enrollment_id = a.enrollment_id
+                left join contacts as c on c.contact_id = a.contact_id
+                where a.status in ('due', 'deferred')
+            )
             update actions as a
-            set status = 'skipped', finished_at = $as_of,
-                error = case
-                    when not exists (select 1 from _send_steps as s
-                                     where s.sequence = a.sequence and s.step = a.step)
-                        then 'step no longer in the sequence file'
-                    else 'contact unsubscribed or bounced before send' end
-            where a.status in ('due', 'deferred') and (
-                not exists (select 1 from _send_steps as s
-                            where s.sequence = a.sequence and s.step = a.step)
-                or (a.action in ('email', 'sms') and exists (
-                    select 1 from contacts as c where c.contact_id = a.contact_id
-                    and coalesce(c.unsubscribed, false)))
-                or (a.action in ('email', 'sms') and exists (
-                    select 1 from activities as v where v.contact_id = a.contact_id
-                    and v.occurred_at <= $as_of
-                    and (v.type = 'unsubscribed'
-                         or (v.type = 'email_bounced' and a.action = 'email')))))
-            returning idempotency_key
+            set status = 'skipped', finished_at = $as_of, error = reasons.reason
+            from reasons
+            where reasons.idempotency_key = a.idempotency_key and reasons.reason is not null
+            returning a.idempotency_key
             """,
             {"as_of": as_of},
         ).fetchall()
@@ -695,7 +713,8 @@ def list_unknown(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
 
 def resolve_unknown(con: duckdb.DuckDBPyConnection, key: str, outcome: str) -> None:
     """Settle an ``unknown`` action after review: ``sent`` (it went out: recorded as sent at
-    its claim time, with its activity) or ``retry`` (it did not: back to ``due``)."""
+    its claim time, with its activity) or ``retry`` (it did not: ``deferred``, so it goes
+    first at the next send and does not expire)."""
     if outcome not in ("sent", "retry"):
         raise SequencerError(f"outcome must be 'sent' or 'retry', not {outcome!r}")
     rows = _rows(
@@ -710,8 +729,10 @@ def resolve_unknown(con: duckdb.DuckDBPyConnection, key: str, outcome: str) -> N
     action = rows[0]
     with transaction(con):
         if outcome == "retry":
+            # deferred, not due: a reviewed retry goes first at the next send and does not
+            # expire for being older than stale_after (the review took the time)
             con.execute(
-                "update actions set status = 'due', error = 'released for retry by review'"
+                "update actions set status = 'deferred', error = 'released for retry by review'"
                 " where idempotency_key = ?",
                 [key],
             )

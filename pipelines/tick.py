@@ -622,12 +622,12 @@ where manual_requests.sequence = $sequence
 _ACTION_DML = """
 insert into actions (
     idempotency_key, sequence, contact_id, enrollment_id, step, step_index, day, action,
-    occurrence_on, occurrence_at, status, decided_at
+    occurrence_on, occurrence_at, status, decided_status, decided_at
 )
 select
     sha256(concat_ws(chr(31), $sequence, contact_id, step, enrollment_id)),
     $sequence, contact_id, enrollment_id, step, step_index, day, action,
-    $occurrence_on, $occurrence_at, status, $decided_at
+    $occurrence_on, $occurrence_at, status, status, $decided_at
 from tick_actions
 """
 

@@ -104,6 +104,8 @@ create table if not exists actions (
     occurrence_on date not null,
     occurrence_at timestamp not null,
     status varchar not null,            -- due | skipped | sent | deferred | held | failed | unknown | expired
+    decided_status varchar,             -- due | skipped as the tick decided: never changes, so
+                                        -- later decisions do not depend on the send step
     message_id varchar,
     error varchar,
     attempts integer not null default 0,

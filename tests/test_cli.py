@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from pipelines.cli import COMMANDS, main
+from pipelines.db import connect
 from tests.workspace_helpers import write_workspace
 
 SEQ = """
@@ -70,3 +71,21 @@ def test_unknown_sequence_is_a_one_line_error(tmp_path, capsys):
     assert main(["preview", "ghost", "--project", str(tmp_path)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: no sequence named 'ghost'"]
+
+
+def test_run_ticks_the_valid_sequences_and_exits_1_naming_the_broken_one(tmp_path, capsys):
+    good = SEQ.replace("COND", "true")
+    bad = SEQ.replace("COND", "no_such_column = 1").replace("name: outbound", "name: broken")
+    write_workspace(tmp_path, {"outbound": good, "broken": bad})
+    db = tmp_path / "db.duckdb"
+    con = connect(db)
+    con.execute("insert into contacts (contact_id, email) values ('c1', 'a@acme.example')")
+    con.close()
+    code = main(["run", "--project", str(tmp_path), "--db", str(db), "--as-of", "2026-03-02T23:00"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "broken" in captured.err and "no_such_column" in captured.err
+    assert "1 entries" in captured.out
+    con = connect(db)
+    assert con.execute("select sequence from enrollments").fetchall() == [("outbound",)]
+    con.close()

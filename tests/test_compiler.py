@@ -38,6 +38,8 @@ def con(tmp_path: Path) -> duckdb.DuckDBPyConnection:
     con.execute("alter table contacts add column lifecycle_stage varchar")
     con.execute("alter table accounts add column employees integer")
     con.execute("alter table accounts add column industry varchar")
+    con.execute("alter table contacts add column lead_score_text varchar")
+    con.execute("alter table contacts add column signup_text varchar")
     yield con
     con.close()
 

@@ -321,6 +321,46 @@ def test_unsubscribed_contact_and_removed_step_are_skipped(env):
     assert report.skipped == 2 and not sink.messages
 
 
+def test_actions_of_an_enrolment_that_exited_since_the_tick_are_skipped(env):
+    con, ws, sink = env
+    for contact, reason in (("c1", "manual"), ("c3", "replied"), ("c4", "completed")):
+        con.execute(
+            "insert into enrollments (sequence, contact_id, enrollment_id, enrolled_on,"
+            " enrolled_at, status, exit_reason, exited_on, exited_at) values"
+            " ('outbound', ?, ?, ?, ?, 'exited', ?, ?, ?)",
+            [contact, f"e-{contact}", T0.date(), T0, reason, T0.date(), T0 + HOUR / 2],
+        )
+    unenrolled = add_action(con, "c1", "intro", T0)
+    replied = add_action(con, "c3", "intro", T0, status="deferred")  # held back by the limit
+    last_step = add_action(con, "c4", "intro", T0)  # completed on its last step's day: sent
+    report = send(con, ws, T0 + HOUR)
+    st = statuses_of(con)
+    assert st[unenrolled] == st[replied] == "skipped" and st[last_step] == "sent"
+    assert "exited (replied)" in action_rows(con)[replied]["error"]
+    assert report.skipped == 2 and list(by_to(sink)) == ["di@example.com"]
+
+
+def test_an_address_that_unsubscribed_is_not_emailed_under_another_contact(env):
+    con, ws, sink = env
+    con.execute("update contacts set email = 'ANN@example.com' where contact_id = 'c5'")
+    con.execute(
+        "insert into activities (activity_id, contact_id, type, occurred_at)"
+        " values ('u1', 'c1', 'unsubscribed', ?)",
+        [T0 - HOUR],
+    )
+    key = add_action(con, "c5", "intro", T0)  # c5 shares c1's address, in another case
+    send(con, ws, T0 + HOUR)
+    assert statuses_of(con)[key] == "skipped" and not sink.messages
+
+
+def test_a_reviewed_retry_does_not_expire(env):
+    con, ws, sink = env
+    key = add_action(con, "c1", "intro", T0, status="unknown")
+    resolve_unknown(con, key, "retry")  # reviewed two days later: older than stale_after
+    send(con, ws, T0 + 2 * DAY)
+    assert statuses_of(con)[key] == "sent" and len(sink.messages) == 1
+
+
 def test_tasks_created_for_the_owner(env):
     con, ws, sink = env
     remind = add_action(con, "c1", "remind", T0, action="email_reminder", day=4)

@@ -319,3 +319,23 @@ def test_second_process_gets_a_clear_busy_error(tmp_path):
     assert out.stdout.startswith("BUSY"), out.stderr
     assert "another run holds the database" in out.stdout
     con.close()
+
+
+def test_a_send_time_skip_does_not_change_later_decisions(tmp_path):
+    """emails_sent counts emails the tick decided due, whatever the send step did later."""
+    con = open_db(tmp_path)
+    insert(con, "contacts", [contact("c1")])
+    steps = """
+        - {id: intro, day: 1, action: email, template: t.j2, subject: "Hi"}
+        - {id: bump, day: 2, action: follow_up, when: ["enrollment.emails_sent = 1"]}
+    """
+    root = write_sequences(
+        tmp_path / "ws", {"s": classic("s", steps, extra="starts_on: 2026-03-02")}
+    )
+    (root / "sequences" / "templates" / "t.j2").write_text("Hello")
+    tick(con, root, "2026-03-02 12:00")
+    # the send step cancelled the intro (e.g. the address unsubscribed meanwhile)
+    con.execute("update actions set status = 'skipped' where step = 'intro'")
+    tick(con, root, "2026-03-03 12:00")
+    decided = dict(con.execute("select step, decided_status from actions").fetchall())
+    assert decided == {"intro": "due", "bump": "due"}

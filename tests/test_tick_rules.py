@@ -269,3 +269,24 @@ def test_account_audience_and_views(tmp_path):
     tick(con, root, "2026-03-02 12:00")
     assert sorted(_status(con, "acct")) == ["c1", "c2"]
     assert sorted(_status(con, "view")) == ["c1", "c2", "c4"]  # union of view and where
+
+
+def test_an_address_that_unsubscribed_or_bounced_never_enters_under_another_contact(tmp_path):
+    con = open_db(tmp_path)
+    insert(
+        con,
+        "contacts",
+        [
+            contact("c1", email="pat@x.example", unsubscribed=True),
+            contact("c2", email="PAT@x.example"),  # same address, another record
+            contact("c3", email="lee@x.example"),
+            contact("c4", email="Lee@X.example"),
+            contact("c5", email="kim@x.example"),
+        ],
+    )
+    insert(con, "activities", [activity("c3", "email_bounced", "2026-03-01 10:00")])
+    root = write_sequences(
+        tmp_path / "ws", {"e": classic("e", LONG, extra="starts_on: 2026-03-02")}
+    )
+    tick(con, root, "2026-03-02 12:00")
+    assert sorted(_status(con, "e")) == ["c5"]

@@ -12,7 +12,7 @@ executed as (
     from actions
     where sequence = $sequence
       and occurrence_at >= $min_enrolled_at
-      and status <> 'skipped'
+      and coalesce(decided_status, status) <> 'skipped'  -- as decided, whatever send did
       and list_contains($step_ids::varchar[], step)
     group by contact_id
 ),

@@ -27,7 +27,7 @@ emails as (
     inner join evaluated on evaluated.enrollment_id = actions.enrollment_id
     where actions.sequence = $sequence
       and actions.action = 'email'
-      and actions.status <> 'skipped'
+      and coalesce(actions.decided_status, actions.status) <> 'skipped'
       and actions.occurrence_at < $occurrence_at
       and actions.occurrence_at >= $min_enrolled_at
 ),

@@ -43,6 +43,18 @@ contact as not materialized (
     {% include 'int_occurrence_contact.sql' %}
 ),
 
+-- addresses that unsubscribed or bounced under any contact: a duplicate contact record
+-- with the same lower(email) must not bring the address back
+suppressed_emails as (
+    select
+        __email_key as email,
+        bool_or(__unsubscribed) as unsubscribed,
+        bool_or(__bounced) as bounced,
+    from contact
+    where (__unsubscribed or __bounced) and __email_key is not null
+    group by all
+),
+
 {% if audience_sql %}
 {% if precomputed %}
 -- the audience among the static contacts was evaluated once for the run
@@ -129,8 +141,8 @@ checked as (
         case
             when contact.contact_id is null then 'unknown_contact'
             when enrolled_before.contact_id is not null then 'already_enrolled'
-            when contact.__unsubscribed then 'unsubscribed'
-            when contact.__bounced then 'bounced'
+            when contact.__unsubscribed or suppressed.unsubscribed then 'unsubscribed'
+            when contact.__bounced or suppressed.bounced then 'bounced'
             {% if exit_sql %}
             when coalesce(({{ exit_sql }}), false) then 'exit_condition'
             {% endif %}
@@ -149,6 +161,7 @@ checked as (
     left join accounts as account on account.account_id = contact.account_id
     left join enrolled_before on enrolled_before.contact_id = candidates.contact_id
     left join exclusive_active on exclusive_active.contact_id = candidates.contact_id
+    left join suppressed_emails as suppressed on suppressed.email = contact.__email_key
     cross join occurrence
 ),
 
