@@ -71,7 +71,9 @@ class DemoPlayer:
 
         sensor = self.repo.get_sensor_def("new_import_files")
         resources = {"sequencer": SequencerResource(project_dir=str(self.project))}
-        context = dg.build_sensor_context(cursor=self.cursor, resources=resources)
+        context = dg.build_sensor_context(
+            cursor=self.cursor, resources=resources, instance=self.instance
+        )
         result = sensor.evaluate_tick(context)
         self.cursor = result.cursor
         for request in result.run_requests or []:
@@ -116,22 +118,25 @@ def play(
     home.mkdir(parents=True, exist_ok=True)
     instance = dg.DagsterInstance.ephemeral(tempdir=str(home / "demo"))
     player = DemoPlayer(project, db_path, instance)
-    for i in range(days):
-        started = time.monotonic()
-        day = first_day + dt.timedelta(days=i)
-        arrived = 0
-        if i > 0 and day.weekday() < 5:  # the night's new leads, dropped into imports/
-            new_contacts(project / "imports", day, per_day=NEW_LEADS_PER_DAY)
+    try:
+        for i in range(days):
+            started = time.monotonic()
+            day = first_day + dt.timedelta(days=i)
+            arrived = 0
+            if i > 0 and day.weekday() < 5:  # the night's new leads, dropped into imports/
+                new_contacts(project / "imports", day, per_day=NEW_LEADS_PER_DAY)
+                player.sense_and_ingest()
+                arrived = NEW_LEADS_PER_DAY
+            ticks = tick_instants(ws, day)
+            for at in ticks:
+                player.tick(at)
+            day_start = dt.datetime.combine(day, dt.time())
+            rows = player.engagement(day_start, day_start + dt.timedelta(days=1))
             player.sense_and_ingest()
-            arrived = NEW_LEADS_PER_DAY
-        ticks = tick_instants(ws, day)
-        for at in ticks:
-            player.tick(at)
-        day_start = dt.datetime.combine(day, dt.time())
-        rows = player.engagement(day_start, day_start + dt.timedelta(days=1))
-        player.sense_and_ingest()
-        yield (
-            f"day {i + 1:>2} {day:%a %Y-%m-%d}: +{arrived} leads, {len(ticks)} tick(s); "
-            f"{player.day_summary(day)}; "
-            f"engagement events {rows} ({time.monotonic() - started:.1f}s)"
-        )
+            yield (
+                f"day {i + 1:>2} {day:%a %Y-%m-%d}: +{arrived} leads, {len(ticks)} tick(s); "
+                f"{player.day_summary(day)}; "
+                f"engagement events {rows} ({time.monotonic() - started:.1f}s)"
+            )
+    finally:
+        instance.dispose()  # before the interpreter's teardown closes its storage

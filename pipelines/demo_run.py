@@ -122,7 +122,7 @@ def main() -> None:
     for name in ("outbound-q1", "nurture-2026", "abm-enterprise"):
         run(["preview", name, *common, "--as-of", f"{FIRST_DAY}T00:00:00Z", "--sample", "3"])
     play_days(project, db_path, args.days)
-    step("7. metrics per sequence (all 30 days)")
+    step(f"7. metrics per sequence (all {args.days} days)")
     run(["metrics", *common])
     chart = project / ".sequencer" / "demo_metrics.png"
     write_chart(project / ".sequencer" / "snapshot.duckdb", chart)

@@ -47,7 +47,7 @@ final as (
         contact_id,
         type,
         -- engagement lands inside the window: the file is "exported" at its end
-        least(sent_at + to_minutes(cast(delay_minutes * (1 + k) as integer)), $window_end)
+        least(sent_at + to_minutes(cast(delay_minutes * (1 + k) / 4 as integer)), $window_end)
             as occurred_at,
         sequence,
         step,
