@@ -187,14 +187,31 @@ def _read(con, path: Path, entity: str) -> tuple[dict[str, str], bool]:
             f"select count(*) > 0 from ingest_raw as raw where {_quote_expr(columns)}"
         ).fetchone()
     if quoted:
-        con.execute(
-            "create temp table ingest_file_lines as select * from read_csv($path, "
-            "columns = {'text': 'VARCHAR'}, header = false, auto_detect = false, "
-            "delim = $delim, quote = '', escape = '', strict_mode = false, "
-            "ignore_errors = true, max_line_size = 100000000)",
-            {"path": str(path), "delim": NO_DELIMITER},
-        )
+        _stage_lines(con, path)
     return columns, quoted
+
+
+def _stage_lines(con, path: Path) -> None:
+    """The file's physical lines, numbered (``line``, 1-based; blank lines as NULL text).
+
+    Numbered by rowid order rather than rowid itself: inside a transaction a temp table's
+    rowids are provisional (offset), though still in insertion order."""
+    if con.execute(
+        "select count(*) from duckdb_tables() where table_name = 'ingest_file_lines'"
+    ).fetchone()[0]:
+        return
+    con.execute(
+        "create temp table ingest_file_text as select * from read_csv($path, "
+        "columns = {'text': 'VARCHAR'}, header = false, auto_detect = false, "
+        "delim = $delim, quote = '', escape = '', strict_mode = false, "
+        "ignore_errors = true, max_line_size = 100000000)",
+        {"path": str(path), "delim": NO_DELIMITER},
+    )
+    con.execute(
+        "create temp table ingest_file_lines as select"
+        " row_number() over (order by rowid) as line, text from ingest_file_text"
+    )
+    con.execute("drop table ingest_file_text")
 
 
 def _joined(columns: dict[str, str]) -> str:
@@ -213,7 +230,7 @@ def _load(con, path, entity, columns, quoted, tag, validate) -> IngestResult:
     fmt = path.suffix.lower().lstrip(".")
     custom = _custom_columns(con, entity, columns) if entity != "activities" else []
     _stage_typed(con, entity, fmt, columns, custom, tag)
-    suspect = fmt != "csv" or _check_csv_text(con, columns, quoted)
+    suspect = fmt != "csv" or _check_csv_text(con, path, columns, quoted)
     quarantined = _quarantine(con, path, entity, fmt, columns) if suspect else 0
     loaded, updated = _merge(con, entity, columns, custom, tag)
     good, total = con.execute(
@@ -362,7 +379,7 @@ def _mark_duplicates(con, entity: str) -> None:
         )
 
 
-def _check_csv_text(con, columns: dict[str, str], quoted: bool) -> bool:
+def _check_csv_text(con, path: Path, columns: dict[str, str], quoted: bool) -> bool:
     """Map CSV records to physical lines and catch quotes DuckDB read as literals. Only runs
     when something is wrong or suspicious (a clean file costs one scan for a quote); returns
     whether it ran, i.e. whether there may be something to quarantine."""
@@ -370,9 +387,15 @@ def _check_csv_text(con, columns: dict[str, str], quoted: bool) -> bool:
     (bad,) = con.execute("select count(*) from ingest_stg where len(__reasons) > 0").fetchone()
     if not (rejects or bad or quoted):
         return False
+    _stage_lines(con, path)  # physical lines: blank lines and multi-line values
     joined = _joined(columns)
     nl_expr = f"len({joined}) - len(replace({joined}, chr(10), ''))"
-    sql = SQL.get_template("csv_line_map.sql").render(nl_expr=nl_expr)
+    (multi_line,) = con.execute(
+        f"select count(*) > 0 from ingest_raw as raw where {nl_expr} > 0 union all "
+        "select count(*) > 0 from ingest_reject_rows where contains(raw, chr(10))"
+        " order by 1 desc limit 1"
+    ).fetchone()
+    sql = SQL.get_template("csv_line_map.sql").render(nl_expr=nl_expr, single_line=not multi_line)
     con.execute(f"create temp table ingest_line_map as {sql}")
     if not quoted:
         return True

@@ -225,3 +225,25 @@ def test_validation_results_are_written(con):
     assert ("contacts", "expect_column_values_to_be_unique(contact_id)", True, 3) in rows
     assert ("activities", "expect_column_values_to_match_regex(type)", True, 3) in rows
     assert all(success for _, _, success, _ in rows)
+
+
+def test_blank_lines_do_not_shift_line_numbers(con, tmp_path):
+    path = tmp_path / "contacts_blank.csv"
+    path.write_text(
+        "contact_id,email,created_at\n"
+        "c1,a@x.example,2026-01-01\n"
+        "\n"  # line 3: blank, skipped by the reader
+        "c2,b@x.example,2026-01-01\n"
+        "c3,not-an-email,2026-01-01\n"  # line 5
+        "c4,d@x.example,2026-01-01,extra\n"  # line 6: wrong column count
+        "\n"  # line 7: blank
+        "c5,e@x.example,yesterday\n"  # line 8
+    )
+    result = ingest_file(con, path, validate_with_gx=False)
+    assert result.loaded == 2 and result.quarantined == 3
+    rows = con.execute("select line, reason from quarantine order by line").fetchall()
+    assert rows == [
+        (5, "bad email"),
+        (6, "wrong column count"),
+        (8, "unparseable timestamp: created_at"),
+    ]

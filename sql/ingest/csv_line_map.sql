@@ -1,8 +1,36 @@
 -- Physical line of every record of a CSV file (header = line 1), from the staged good rows (in
 -- file order: rowid) and DuckDB's rejects (which number records, not physical lines). A record
--- spans 1 + (newlines inside its quoted values) lines. Blank lines between records are not
--- seen here: after one, line numbers of good rows are low by one until the next reject.
+-- spans 1 + (newlines inside its quoted values) lines.
+-- When no record spans several lines ({{ single_line }}), the lines come straight from the
+-- file's own lines (ingest_file_lines): the k-th good record is the k-th non-blank data line
+-- that DuckDB did not reject (its reject lines are physical), so blank lines count right.
+-- Otherwise records are counted, and a blank line between records shifts the lines of the
+-- good rows after it by one until the next reject (documented limitation).
 with
+
+{% if single_line %}
+data_lines as (
+    select
+        line,
+        row_number() over (order by line) as k,
+    from ingest_file_lines
+    where line > 1
+      and nullif(rtrim(text, chr(13)), '') is not null
+      and line not in (select line from ingest_reject_rows)
+),
+
+final as (
+    select
+        raw.rowid + 1 as __rec,
+        null::bigint as reject_line,
+        data_lines.line as __line,
+        0::bigint as nl,
+    from ingest_raw as raw
+    inner join data_lines on data_lines.k = raw.rowid + 1
+    union all
+    select null, line, line, 0 from ingest_reject_rows
+)
+{% else %}
 
 rejects as (
     select
@@ -60,5 +88,6 @@ final as (
         nl::bigint as nl,
     from records
 )
+{% endif %}
 
 select * from final

@@ -25,7 +25,7 @@ texts as (
         suspect_lines.__rec,
         string_agg(lines.text, chr(10) order by suspect_lines.line) as text,
     from suspect_lines
-    inner join ingest_file_lines as lines on lines.rowid + 1 = suspect_lines.line
+    inner join ingest_file_lines as lines on lines.line = suspect_lines.line
     group by suspect_lines.__rec
 ),
 
