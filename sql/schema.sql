@@ -198,15 +198,17 @@ create table if not exists manual_requests (
 );
 
 -- The contact-mode rule of SPEC 5, defined once for every model that derives
--- last_contacted_mode (sql/int_contact_properties.sql, sql/tick/).
-create or replace macro is_contact_mode(activity_type) as
+-- last_contacted_mode (sql/int_contact_properties.sql, sql/tick/). Temp macros: defined per
+-- connection and never written to the file, so opening the database for a preview writes
+-- nothing.
+create or replace temp macro is_contact_mode(activity_type) as
     activity_type in (
         'email_sent', 'email_opened', 'email_clicked', 'email_replied',
         'call_incoming', 'call_outgoing', 'chat'
     )
     or starts_with(activity_type, 'sales_activity:');
 
-create or replace macro contacted_mode(activity_type) as
+create or replace temp macro contacted_mode(activity_type) as
     case
         when activity_type = 'email_sent' then 'No reply'
         when activity_type in ('email_opened', 'email_clicked') then 'Opened but no reply'
