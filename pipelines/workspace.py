@@ -33,10 +33,6 @@ class Workspace:
     def templates_dir(self) -> Path:
         return self.root / "sequences" / "templates"
 
-    @property
-    def imports_dir(self) -> Path:
-        return self.root / "imports"
-
     def source(self, name: str) -> str:
         """The file a sequence came from, relative to the workspace, for error messages."""
         path = self.sources.get(name)
