@@ -22,14 +22,13 @@ import hashlib
 import json
 import logging
 import os
-import signal
 import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import duckdb
@@ -82,19 +81,14 @@ class _Clock:
         return self.as_of + dt.timedelta(seconds=time.monotonic() - self.t0)
 
 
-class _Faults:
-    """Test hook: ``SEQUENCER_FAULT=after_claim:3`` SIGKILLs this process at the 3rd claim.
-    Points: ``after_claim``, ``after_send``, ``after_record``; comma-separate several."""
+FaultPoint = Literal["after_claim", "after_send", "after_record"]
+FaultHook = Callable[[FaultPoint, str], None]
+"""Called as ``hook(point, idempotency_key)`` right after an action's claim, its send and its
+record. The crash tests pass one that kills the process there; production passes none."""
 
-    def __init__(self, spec: str) -> None:
-        self.at = {p: int(n) for p, _, n in (s.partition(":") for s in spec.split(",") if s)}
-        self.seen: dict[str, int] = {}
 
-    def hit(self, point: str) -> None:
-        if point in self.at:
-            self.seen[point] = self.seen.get(point, 0) + 1
-            if self.seen[point] == self.at[point]:
-                os.kill(os.getpid(), signal.SIGKILL)
+def no_faults(point: FaultPoint, key: str) -> None:
+    """The default fault hook: nothing happens."""
 
 
 def _naive_utc(ts: dt.datetime) -> dt.datetime:
@@ -300,11 +294,13 @@ def send_due(
     max_retries: int = 3,
     backoff: Callable[[int], float] = default_backoff,
     env: dict[str, str] | None = None,
+    faults: FaultHook = no_faults,
 ) -> SendReport:
     """Send every due and deferred action that may go out at ``as_of``; see the module doc.
 
     ``max_retries`` counts retries after the first attempt of a transient failure.
     ``env`` (default ``os.environ``) holds the secrets named in users.yaml.
+    ``faults`` is called at each outbox transition (see :data:`FaultHook`); tests only.
     """
     as_of = _naive_utc(as_of)
     env = dict(os.environ) if env is None else env
@@ -316,7 +312,7 @@ def send_due(
     report.deferred = _apply_limits(con)
     batch = _fetch_batch(con)
     contacts, accounts, history = _fetch_records(con)
-    sender = _Sender(con, ws, env, _Clock(as_of), max_retries, backoff, report)
+    sender = _Sender(con, ws, env, _Clock(as_of), max_retries, backoff, report, faults)
     try:
         for action in batch:
             contact = contacts.get(action["contact_id"], {})
@@ -363,12 +359,14 @@ class _Prepared:
 class _Sender:
     """Per-action work of one send: prepare, claim, send with retries, record."""
 
-    def __init__(self, con, ws: Workspace, env, clock: _Clock, max_retries, backoff, report):
+    def __init__(
+        self, con, ws: Workspace, env, clock: _Clock, max_retries, backoff, report, faults
+    ):
         self.con, self.ws, self.env, self.clock = con, ws, env, clock
         self.max_retries, self.backoff, self.report = max_retries, backoff, report
         self.renderer = Renderer(ws.templates_dir)
         self.pool = mail.SmtpPool(env)
-        self.faults = _Faults(env.get("SEQUENCER_FAULT", ""))
+        self.faults: FaultHook = faults
 
     def process(self, action: dict, contact: dict, account: dict, history: dict) -> None:
         key = action["idempotency_key"]
@@ -382,21 +380,21 @@ class _Sender:
             return
         if not self._claim(key, prep):
             return
-        self.faults.hit("after_claim")
+        self.faults("after_claim", key)
         try:
             result = self._deliver(key, prep)
         except mail.SendError as exc:
             status = "unknown" if exc.kind == "ambiguous" else "failed"
             self._record_failure(key, status, str(exc))
             return
-        self.faults.hit("after_send")
+        self.faults("after_send", key)
         self._record_sent(action, contact, prep, result)
         if prep.kind == "email":
             history.setdefault(action["enrollment_id"], {})[action["step"]] = {
                 "message_id": prep.message_id,
                 "subject": prep.subject,
             }
-        self.faults.hit("after_record")
+        self.faults("after_record", key)
 
     # -- preparing (pure: reads only) --
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import signal
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
+
+from pipelines.deliver import FaultHook
 
 SECRET = "s3cret-tracking"
 ENV = {"TRACKING_SECRET": SECRET, "SMS_TOKEN": "sms-token", "BOB_SMTP_PASSWORD": "hunter2"}
@@ -171,3 +175,18 @@ def smtp_sink():
 
     with SmtpSink() as sink:
         yield sink
+
+
+def kill_at(spec: str) -> FaultHook:
+    """The crash tests' fault hook: ``"after_claim:3"`` SIGKILLs this process at the 3rd claim;
+    several points comma-separated (``after_claim``, ``after_send``, ``after_record``);
+    ``""`` never fires."""
+    at = {p: int(n) for p, _, n in (s.partition(":") for s in spec.split(",") if s)}
+    seen: dict[str, int] = {}
+
+    def hook(point: str, key: str) -> None:
+        seen[point] = seen.get(point, 0) + 1
+        if seen[point] == at.get(point):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return hook

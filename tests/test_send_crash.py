@@ -1,8 +1,9 @@
 """SIGKILL the send process mid-batch, restart it, and prove the outbox held.
 
 The send runs in a subprocess against a real SMTP sink in this process. It dies either
-through the ``SEQUENCER_FAULT`` hook (SIGKILL at the n-th claim / send / record) or from this
-test while the sink holds a message in DATA. After a clean second send:
+through the fault hook its runner passes to ``send_due`` (``kill_at``: SIGKILL at the n-th
+claim / send / record) or from this test while the sink holds a message in DATA. After a
+clean second send:
 
 - no message was delivered twice (Message-IDs are unique in the sink);
 - every action ends sent, unknown, failed or due — none lost;
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelines import mail
 from pipelines.db import connect
 from pipelines.smtp_sink import SmtpSink
 from tests.delivery_fixtures import ENV, action_rows, add_action, seed_contacts, write_workspace
@@ -31,21 +33,23 @@ AS_OF = T0 + dt.timedelta(hours=1)
 ROOT = Path(__file__).resolve().parent.parent
 RUNNER = """
 import datetime as dt, sys
+from pipelines import mail
 from pipelines.db import connect
 from pipelines.deliver import send_due
 from pipelines.workspace import load_workspace
+from tests.delivery_fixtures import kill_at
 con = connect(sys.argv[1])
 send_due(con, load_workspace(sys.argv[2]), dt.datetime.fromisoformat(sys.argv[3]),
-         backoff=lambda n: 0)
+         backoff=lambda n: 0, faults=kill_at(sys.argv[4]))
 con.close()
 """
 EMAILS = ("c1", "c2", "c3", "c4", "c5", "c6")
 
 
 def start_send(db: Path, ws: Path, fault: str = "") -> subprocess.Popen:
-    env = {**os.environ, **ENV, "SEQUENCER_FAULT": fault}
+    env = {**os.environ, **ENV}
     return subprocess.Popen(
-        [sys.executable, "-c", RUNNER, str(db), str(ws), AS_OF.isoformat()],
+        [sys.executable, "-c", RUNNER, str(db), str(ws), AS_OF.isoformat(), fault],
         env=env,
         cwd=ROOT,
         stdout=subprocess.PIPE,
@@ -94,23 +98,29 @@ def finish_and_check(db: Path, ws: Path, sink: SmtpSink, keys: dict[str, str]) -
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("fault", "crashed_delivered"),
+    ("fault", "crashed_delivered", "delivered_before"),
     [
-        ("after_claim:1", False),
-        ("after_claim:4", False),
-        ("after_send:1", True),
-        ("after_send:3", True),
-        ("after_record:2", None),
-        ("after_record:6", None),
+        # the task (c1, first in batch order) hits no fault point; emails c1..c6 follow.
+        # after_claim:n dies before sending the n-th email, after_send/after_record after it
+        ("after_claim:1", False, 0),
+        ("after_claim:4", False, 3),
+        ("after_send:1", True, 1),
+        ("after_send:3", True, 3),
+        ("after_record:2", None, 2),
+        ("after_record:6", None, 6),
     ],
 )
-def test_sigkill_at_fault_points(tmp_path, fault, crashed_delivered):
+def test_sigkill_at_fault_points(tmp_path, fault, crashed_delivered, delivered_before):
     with SmtpSink() as sink:
         db, ws, keys = setup(tmp_path, sink.port)
         proc = start_send(db, ws, fault)
         proc.communicate(timeout=120)
         assert proc.returncode == -signal.SIGKILL
-        delivered_before = len(sink.messages)
+        # the crash happened exactly there: the first emails in batch order, no more
+        assert (
+            sink.message_ids()
+            == [mail.message_id(keys[c], "acme.example") for c in EMAILS][:delivered_before]
+        )
         rows = finish_and_check(db, ws, sink, keys)
         unknown = [r for r in rows.values() if r["status"] == "unknown"]
         if crashed_delivered is None:
@@ -119,7 +129,6 @@ def test_sigkill_at_fault_points(tmp_path, fault, crashed_delivered):
             [crashed] = unknown
             assert (crashed["message_id"] in sink.message_ids()) is crashed_delivered
             assert len(sink.messages) == len(EMAILS) - (0 if crashed_delivered else 1)
-        assert delivered_before <= len(sink.messages)
 
 
 @pytest.mark.slow
