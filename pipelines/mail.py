@@ -283,8 +283,14 @@ class SmtpPool:
         if conn is not None:
             return conn
         try:
-            cls = smtplib.SMTP_SSL if mb.ssl else smtplib.SMTP
-            conn = cls(mb.host, mb.port, timeout=SMTP_TIMEOUT)
+            # both TLS modes verify the server's certificate and name against the machine's
+            # trust store (OpenSSL's default paths: SSL_CERT_FILE / SSL_CERT_DIR); SMTP_SSL
+            # without a context would accept any certificate
+            if mb.ssl:
+                context = ssl.create_default_context()
+                conn = smtplib.SMTP_SSL(mb.host, mb.port, timeout=SMTP_TIMEOUT, context=context)
+            else:
+                conn = smtplib.SMTP(mb.host, mb.port, timeout=SMTP_TIMEOUT)
             conn.ehlo()
             if mb.starttls and not mb.ssl:
                 conn.starttls(context=ssl.create_default_context())

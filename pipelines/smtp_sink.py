@@ -3,9 +3,10 @@
 In a test::
 
     from pipelines.smtp_sink import SmtpSink    # or the ``smtp_sink`` fixture of tests/
-    with SmtpSink() as sink:
+    with SmtpSink() as sink:                 # SmtpSink(starttls=ctx) / SmtpSink(ssl=ctx): TLS
         sink.reject["bad@x.example"] = "550 5.1.1 no such user"
         sink.tempfail = 2                    # the next 2 DATA commands get 451
+        sink.on_data = lambda envelope: ...  # runs when DATA arrives, before the reply
         ...
         sink.messages[0].message["Message-ID"]
 
@@ -20,8 +21,10 @@ import argparse
 import asyncio
 import email
 import socket
+import ssl as ssl_
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -43,6 +46,7 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes
+    tls: str | None = None  # the TLS version it came over ("TLSv1.3"), None in plain text
 
     @property
     def message(self) -> EmailMessage:
@@ -59,6 +63,7 @@ class SinkHandler:
         self.delay = 0.0  # seconds to wait before answering DATA
         self.drop = 0  # close the connection instead of answering the next N DATA
         self.attempts = 0  # DATA commands seen
+        self.on_data: Callable[[Any], None] | None = None  # called with the envelope at DATA
         self.maildir = maildir
         self.lock = threading.Lock()
 
@@ -69,6 +74,8 @@ class SinkHandler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        if self.on_data is not None:
+            self.on_data(envelope)
         with self.lock:
             self.attempts += 1
             if self.tempfail > 0:
@@ -76,17 +83,23 @@ class SinkHandler:
                 return "451 4.3.0 try again later"
             if self.drop > 0:
                 self.drop -= 1
-                self._store(envelope)  # delivered, but the client never hears so
+                self._store(envelope, server)  # delivered, but the client never hears so
                 server.transport.close()
                 return "250 OK"
         if self.delay:
             await asyncio.sleep(self.delay)
         with self.lock:
-            self._store(envelope)
+            self._store(envelope, server)
         return "250 OK"
 
-    def _store(self, envelope: Any) -> None:
-        received = Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.content)
+    def _store(self, envelope: Any, server: Any) -> None:
+        tls = server.transport.get_extra_info("ssl_object")
+        received = Received(
+            envelope.mail_from,
+            list(envelope.rcpt_tos),
+            envelope.content,
+            tls.version() if tls is not None else None,
+        )
         self.messages.append(received)
         if self.maildir is not None:
             path = self.maildir / f"{len(self.messages):06d}.eml"
@@ -94,10 +107,18 @@ class SinkHandler:
 
 
 class SmtpSink:
-    """A started aiosmtpd controller; ``auth=(user, password)`` requires that login."""
+    """A started aiosmtpd controller; ``auth=(user, password)`` requires that login;
+    ``starttls=context`` offers and requires STARTTLS, ``ssl=context`` speaks TLS from the
+    first byte (implicit TLS, as on port 465), both with that server-side context."""
 
     def __init__(
-        self, maildir: Path | None = None, port: int | None = None, auth: tuple | None = None
+        self,
+        maildir: Path | None = None,
+        port: int | None = None,
+        auth: tuple | None = None,
+        *,
+        starttls: ssl_.SSLContext | None = None,
+        ssl: ssl_.SSLContext | None = None,
     ):
         self.handler = SinkHandler(maildir)
         self.port = port or free_port()
@@ -108,6 +129,10 @@ class SmtpSink:
                 "auth_required": True,
                 "authenticator": _authenticator(*auth),
             }
+        if starttls is not None:
+            kwargs.update(tls_context=starttls, require_starttls=True)
+        if ssl is not None:
+            kwargs["ssl_context"] = ssl
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, **kwargs)
 
     def __enter__(self) -> SmtpSink:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import signal
 import textwrap
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -190,3 +193,46 @@ def kill_at(spec: str) -> FaultHook:
             os.kill(os.getpid(), signal.SIGKILL)
 
     return hook
+
+
+class Gateway:
+    """A real SMS gateway over HTTP on 127.0.0.1: records every POST; answers the next codes
+    in ``replies`` (then 200 with an id)."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+        self.replies: list[int] = []
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                gateway.requests.append(
+                    {
+                        "path": self.path,
+                        "auth": self.headers.get("Authorization"),
+                        "json": json.loads(body),
+                    }
+                )
+                code = gateway.replies.pop(0) if gateway.replies else 200
+                payload = json.dumps({"id": f"gw-{len(gateway.requests)}"}).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/send"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Gateway:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()

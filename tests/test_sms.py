@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -13,52 +10,17 @@ from pipelines.db import connect
 from pipelines.deliver import send_due
 from pipelines.smtp_sink import free_port
 from pipelines.workspace import load_workspace
-from tests.delivery_fixtures import ENV, action_rows, add_action, seed_contacts, write_workspace
+from tests.delivery_fixtures import (
+    ENV,
+    Gateway,
+    action_rows,
+    add_action,
+    seed_contacts,
+    write_workspace,
+)
 
 T0 = dt.datetime(2026, 3, 2, 14, 30)
 AS_OF = T0 + dt.timedelta(hours=1)
-
-
-class Gateway:
-    """Records every POST; answers the next codes in ``replies`` (then 200 with an id)."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict] = []
-        self.replies: list[int] = []
-        gateway = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                gateway.requests.append(
-                    {
-                        "path": self.path,
-                        "auth": self.headers.get("Authorization"),
-                        "json": json.loads(body),
-                    }
-                )
-                code = gateway.replies.pop(0) if gateway.replies else 200
-                payload = json.dumps({"id": f"gw-{len(gateway.requests)}"}).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/send"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Gateway:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
