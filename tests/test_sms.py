@@ -101,3 +101,61 @@ def test_missing_token_is_held(sms_env):
     row = action_rows(con)[key]
     assert row["status"] == "held" and "SMS_TOKEN" in row["error"]
     assert not gateway.requests
+
+
+@pytest.mark.parametrize("code", [408, 429])
+def test_gateway_timeout_and_rate_limit_answers_are_retried_then_sent(sms_env, code):
+    """The gateway answers ``code`` (408 Request Timeout / 429 Too Many Requests) twice, then
+    200. Row: c1 text due; max_retries 3.
+
+    Expected: 3 POSTs, all with the same idempotency key (the gateway dedupes on it); the SMS
+    is ``sent`` with the third answer's id gw-3 and attempts 3 (claim + 2 retries).
+    """
+    con, ws, gateway = sms_env
+    gateway.replies = [code, code]
+    key = add_action(con, "c1", "text", T0, action="sms", day=6)
+    report = send(con, ws, max_retries=3)
+    assert [r["json"]["idempotency_key"] for r in gateway.requests] == [key] * 3
+    row = action_rows(con)[key]
+    assert (row["status"], row["message_id"], row["attempts"]) == ("sent", "gw-3", 3)
+    assert (report.sent, report.failed) == (1, 0)
+
+
+@pytest.mark.parametrize("code", [408, 429])
+def test_gateway_timeout_and_rate_limit_answers_fail_after_the_retries(sms_env, code):
+    """The gateway answers ``code`` four times. Row: c1 text due; max_retries 3.
+
+    Expected: 1 + 3 = 4 POSTs, then ``failed`` with attempts 4 and the last answer as error.
+    """
+    con, ws, gateway = sms_env
+    gateway.replies = [code] * 4
+    key = add_action(con, "c1", "text", T0, action="sms", day=6)
+    report = send(con, ws, max_retries=3)
+    assert len(gateway.requests) == 4
+    row = action_rows(con)[key]
+    assert (row["status"], row["attempts"]) == ("failed", 4)
+    assert row["error"] == f"SMS gateway HTTP {code}"
+    assert report.failed == 1
+
+
+def test_sms_older_than_stale_after_expires_unsent(sms_env):
+    """stale_after_hours 24; this send runs at 2026-03-03 15:30Z. Rows:
+
+    =======  =============  ====================  ====  ==================================
+    contact  step (action)  occurrence_at         age   expected
+    =======  =============  ====================  ====  ==================================
+    c1       text (sms)     2026-03-02 14:30Z     25 h  expired, not posted
+    c3       text (sms)     2026-03-02 15:30Z     24 h  sent: not older than 24 h
+    c4       call (task)    2026-03-02 14:30Z     25 h  sent: tasks never expire
+    =======  =============  ====================  ====  ==================================
+    """
+    con, ws, gateway = sms_env
+    old = add_action(con, "c1", "text", T0, action="sms", day=6)
+    edge = add_action(con, "c3", "text", T0 + dt.timedelta(hours=1), action="sms", day=6)
+    task = add_action(con, "c4", "call", T0, action="call_reminder", day=5)
+    report = send_due(con, ws, T0 + dt.timedelta(hours=25), env=ENV, backoff=lambda n: 0)
+    rows = action_rows(con)
+    assert [rows[k]["status"] for k in (old, edge, task)] == ["expired", "sent", "sent"]
+    assert rows[old]["error"] == "stale: occurrence older than stale_after_hours at send time"
+    assert [r["json"]["to"] for r in gateway.requests] == ["+15550003"]
+    assert (report.expired, report.sent, report.tasks) == (1, 1, 1)
