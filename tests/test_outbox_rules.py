@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import pytest
 import trustme
 
@@ -49,7 +50,7 @@ def msg_id(key: str) -> str:
 
 @dataclass
 class Outbox:
-    con: object
+    con: duckdb.DuckDBPyConnection
     sink: SmtpSink
     gateway: Gateway
     root: Path
