@@ -279,13 +279,48 @@ def test_daily_limit_defers_and_deferred_go_first_next_local_day(tmp_path):
         con.close()
 
 
-def test_limit_is_per_sending_user(env):
-    con, ws, sink = env
-    con.execute("delete from contacts where contact_id = 'c9'")
-    key = add_action(con, "c1", "html", T0, day=8)  # from: bob
-    send(con, ws, T0 + HOUR)
-    assert action_rows(con)[key]["sender_id"] == "bob"
-    assert sink.messages[0].mail_from == "bob@acme.example"
+def test_limit_is_per_sending_user(tmp_path, smtp_sink):  # noqa: F811
+    """Alice may send 1 email a day, Bob 2. Five due emails of Alice's sequence, one minute
+    apart: `intro` goes from Alice's mailbox, `html` (from: bob) from Bob's.
+
+        c1 intro alice  rank 1 of alice -> sent
+        c3 html  bob    rank 1 of bob   -> sent
+        c4 intro alice  rank 2 of alice -> deferred (over Alice's 1)
+        c5 html  bob    rank 2 of bob   -> sent
+        c6 html  bob    rank 3 of bob   -> deferred (over Bob's 2)
+
+    One limit for the sequence's owner would send only c1; one ranking across senders would
+    defer c5. A second send the same day sends nothing more: both have used their limit."""
+    con = connect(tmp_path / "db.duckdb")
+    seed_contacts(con)
+    ws = load_workspace(
+        write_workspace(tmp_path / "ws", smtp_sink.port, alice_limit=1, bob_limit=2)
+    )
+    steps = [("c1", "intro", 1), ("c3", "html", 8), ("c4", "intro", 1), ("c5", "html", 8),
+             ("c6", "html", 8)]  # fmt: skip
+    keys = {
+        c: add_action(con, c, step, T0 + i * dt.timedelta(minutes=1), day=day)
+        for i, (c, step, day) in enumerate(steps)
+    }
+    report = send(con, ws, T0 + HOUR)
+    assert (report.sent, report.deferred) == (3, 2)
+    rows = action_rows(con)
+    assert {c: (rows[k]["status"], rows[k]["sender_id"]) for c, k in keys.items()} == {
+        "c1": ("sent", "alice"),
+        "c3": ("sent", "bob"),
+        "c4": ("deferred", None),
+        "c5": ("sent", "bob"),
+        "c6": ("deferred", None),
+    }
+    assert sorted((m.mail_from, m.rcpt_tos[0]) for m in smtp_sink.messages) == [
+        ("alice@acme.example", "ann@example.com"),
+        ("bob@acme.example", "cy@example.com"),
+        ("bob@acme.example", "ed@example.com"),
+    ]
+    again = send(con, ws, T0 + 2 * HOUR)
+    assert (again.sent, again.deferred) == (0, 0) and len(smtp_sink.messages) == 3
+    assert statuses_of(con)[keys["c4"]] == statuses_of(con)[keys["c6"]] == "deferred"
+    con.close()
 
 
 def test_stale_due_actions_expire(tmp_path):
@@ -425,5 +460,16 @@ def test_send_run_is_recorded(env):
 
 
 def test_key_helper_matches_rows(env):
+    """``add_action`` returns the key of the row it inserted, and ``key_of`` computes the same
+    key without a row. The keys are written out by hand (sequence|contact|step|enrolment, the
+    enrolment being ``e-<contact>``) and the rows are read back by contact and step."""
     con, _, _ = env
-    assert add_action(con, "c1", "intro", T0) == key_of("c1", "intro")
+    returned = add_action(con, "c1", "intro", T0)
+    other = add_action(con, "c3", "bump", T0, day=3, sequence="inbound")
+    stored = dict(
+        con.execute("select contact_id || '/' || step, idempotency_key from actions").fetchall()
+    )
+    assert stored == {"c1/intro": "outbound|c1|intro|e-c1", "c3/bump": "inbound|c3|bump|e-c3"}
+    assert (returned, other) == (stored["c1/intro"], stored["c3/bump"])
+    assert key_of("c1", "intro") == "outbound|c1|intro|e-c1"
+    assert key_of("c3", "bump", "inbound") == "inbound|c3|bump|e-c3"
