@@ -144,6 +144,34 @@ def test_output_checks_pass_on_good_rows_and_fail_on_planted_bad_ones(tmp_path, 
     assert run_check(checks, "duplicate_idempotency_keys", resource).passed
 
 
+def test_duplicate_idempotency_keys_check_fails_on_a_shared_or_empty_key(tmp_path, checks):
+    """Keys k1 and k2: pass. The primary key forbids a second k1, so the table is first
+    copied without it (as a restore or a schema change could) and k1 planted again: one
+    offending row, k1 held by 2 actions. An empty key (which the primary key allows) adds a
+    second offending row."""
+    resource = SequencerResource(project_dir=str(tmp_path), db_path=str(tmp_path / "x.duckdb"))
+    con = db.connect(resource.database)
+    plant_action(con, "k1")
+    plant_action(con, "k2", step="bump", at="2026-03-04 14:30:00")
+    con.close()
+    assert run_check(checks, "duplicate_idempotency_keys", resource).passed
+
+    con = db.connect(resource.database)
+    con.execute("create or replace table actions as select * from actions")  # no primary key
+    plant_action(con, "k1", step="bump")
+    con.close()
+    shared = run_check(checks, "duplicate_idempotency_keys", resource)
+    assert not shared.passed and shared.metadata["offending_rows"].value == 1
+    assert shared.metadata["sample"].value == [{"idempotency_key": "k1", "actions": "2"}]
+
+    con = db.connect(resource.database)
+    plant_action(con, "", step="call")
+    con.close()
+    empty = run_check(checks, "duplicate_idempotency_keys", resource)
+    assert not empty.passed and empty.metadata["offending_rows"].value == 2
+    assert [r["idempotency_key"] for r in empty.metadata["sample"].value] == ["", "k1"]
+
+
 def test_import_check_fails_on_a_failed_expectation_of_the_latest_batch(tmp_path, checks):
     resource = SequencerResource(project_dir=str(tmp_path), db_path=str(tmp_path / "x.duckdb"))
     con = db.connect(resource.database)
