@@ -18,6 +18,8 @@ import pytest
 from pipelines import db
 from pipelines.defs.resources import AS_OF_TAG, SequencerResource, as_of_run_config
 from pipelines.smtp_sink import SmtpSink
+from tests.delivery_fixtures import ENV, add_action, seed_contacts
+from tests.delivery_fixtures import write_workspace as write_delivery_workspace
 from tests.workspace_helpers import USERS, write_workspace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -170,6 +172,71 @@ def test_duplicate_idempotency_keys_check_fails_on_a_shared_or_empty_key(tmp_pat
     empty = run_check(checks, "duplicate_idempotency_keys", resource)
     assert not empty.passed and empty.metadata["offending_rows"].value == 2
     assert [r["idempotency_key"] for r in empty.metadata["sample"].value] == ["", "k1"]
+
+
+def plant_blocking_failure(con, check: str | None, at: dt.datetime) -> None:
+    """Rows that fail exactly ``check`` and no other output check (None: plant nothing)."""
+    if check == "duplicate_actions":  # a second action for c1's intro, under another key
+        con.execute(
+            "insert into actions select * replace ('planted' as idempotency_key,"
+            " 'skipped' as status) from actions"
+        )
+    elif check == "actions_after_exit":  # c3 exited an hour before its intro was decided
+        con.execute(
+            "insert into enrollments (sequence, contact_id, enrollment_id, enrolled_on,"
+            " enrolled_at, status, exit_reason, exited_on, exited_at) values ('outbound',"
+            " 'c3', 'e-c3', ?, ?, 'exited', 'manual', ?, ?)",
+            [at.date(), at - dt.timedelta(days=1), at.date(), at - dt.timedelta(hours=1)],
+        )
+        add_action(con, "c3", "intro", at)
+    elif check == "duplicate_idempotency_keys":  # c1's key again, on another step
+        con.execute("create or replace table actions as select * from actions")  # no primary key
+        con.execute(
+            "insert into actions select * replace ('bump' as step, 'skipped' as status)"
+            " from actions"
+        )
+
+
+@pytest.mark.parametrize("failing", [None, *sorted(BLOCKING)])
+def test_a_failed_blocking_check_stops_the_send_in_a_real_run(tmp_path, monkeypatch, failing):
+    """Materialize tick, send and the three output checks (dg.materialize, the real assets)
+    on a database holding one due email to c1 (alice's sequence `outbound`, alice's mailbox
+    on a real SMTP sink). Nothing planted: every check passes, send materializes and c1's
+    email goes out. With rows that fail one check (`failing`): that check alone fails, tick
+    materializes, send does not, the sink receives nothing and c1's action stays `due`."""
+    from pipelines.defs import runs
+
+    at = dt.datetime(2026, 3, 2, 14, 30)
+    monkeypatch.setenv("TRACKING_SECRET", ENV["TRACKING_SECRET"])
+    with SmtpSink() as sink:
+        project = write_delivery_workspace(tmp_path / "ws", sink.port)
+        resource = SequencerResource(project_dir=str(project), db_path=str(tmp_path / "x.duckdb"))
+        con = db.connect(resource.database)
+        seed_contacts(con)
+        email = add_action(con, "c1", "intro", at)
+        plant_blocking_failure(con, failing, at)
+        con.close()
+        as_of = {"config": {"as_of": (at + dt.timedelta(hours=1)).isoformat()}}
+        result = dg.materialize(
+            [runs.tick, runs.send, *(getattr(runs, name) for name in sorted(BLOCKING))],
+            resources={"sequencer": resource},
+            run_config={"ops": {"tick": as_of, "send": as_of}},
+            raise_on_error=False,
+        )
+        delivered = [m.rcpt_tos[0] for m in sink.messages]
+    evaluations = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert evaluations == {name: name != failing for name in BLOCKING}
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    con = db.connect(resource.database)
+    status = con.execute("select status from actions where idempotency_key = ?", [email])
+    status = status.fetchone()[0]
+    con.close()
+    if failing is None:
+        assert (delivered, status) == (["ann@example.com"], "sent")
+        assert materialized == {"tick", "send"} and result.success
+    else:
+        assert (delivered, status) == ([], "due")
+        assert materialized == {"tick"} and not result.success
 
 
 def test_import_check_fails_on_a_failed_expectation_of_the_latest_batch(tmp_path, checks):
