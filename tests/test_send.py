@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from pipelines import mail
+from pipelines.cli import main
 from pipelines.db import connect
 from pipelines.deliver import list_unknown, resolve_unknown, send_due
 from pipelines.smtp_sink import SmtpSink
@@ -473,3 +479,90 @@ def test_key_helper_matches_rows(env):
     assert (returned, other) == (stored["c1/intro"], stored["c3/bump"])
     assert key_of("c1", "intro") == "outbound|c1|intro|e-c1"
     assert key_of("c3", "bump", "inbound") == "inbound|c3|bump|e-c3"
+
+
+def test_cli_review_lists_unknowns_and_mark_settles_each_exactly(
+    tmp_path,
+    smtp_sink,  # noqa: F811
+    monkeypatch,
+    capsys,
+):
+    """Through `sequencer send`. Due emails to c1 and c3; the sink takes c1's message but drops
+    the connection before answering (the product's claim path leaves c1 `unknown`); c3 is
+    sent. Then a second send process is SIGKILLed right after claiming c4's email
+    (SEQUENCER_FAULT=after_claim:1): c4 is `unknown` and was never delivered.
+
+    `--review` lists exactly c1 and c4, with c1's Message-ID. `--mark` refuses a sent action
+    (c3) and an outcome other than sent|retry, changing nothing. `--mark c1 sent` makes it
+    `sent` at its claim time with one email_sent activity; `--mark c4 retry` makes it
+    `deferred`, and the next send delivers it once. Then nothing is left to review."""
+    monkeypatch.setenv("TRACKING_SECRET", SECRET)
+    project = write_workspace(tmp_path / "ws", smtp_sink.port)
+    db = tmp_path / "db.duckdb"
+    con = connect(db)
+    seed_contacts(con)
+    k1, k3 = add_action(con, "c1", "intro", T0), add_action(con, "c3", "intro", T0 + HOUR / 60)
+    con.close()
+
+    def sequencer(*argv: str) -> tuple[int, str, str]:
+        code = main(["send", "--project", str(project), "--db", str(db), *argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    def rows() -> dict:
+        con = connect(db)
+        try:
+            return action_rows(con)
+        finally:
+            con.close()
+
+    smtp_sink.drop = 1
+    assert sequencer("--as-of", (T0 + HOUR).isoformat())[0] == 0
+    assert {k: r["status"] for k, r in rows().items()} == {k1: "unknown", k3: "sent"}
+    con = connect(db)
+    k4 = add_action(con, "c4", "intro", T0 + HOUR)
+    con.close()
+    crashed = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "send", "--project", str(project), "--db",
+         str(db), "--as-of", (T0 + 2 * HOUR).isoformat()],
+        env={**os.environ, "SEQUENCER_FAULT": "after_claim:1"}, capture_output=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )  # fmt: skip
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr.decode()
+    assert rows()[k4]["status"] == "unknown"
+    assert sorted(m.rcpt_tos[0] for m in smtp_sink.messages) == [
+        "ann@example.com",
+        "cy@example.com",
+    ]  # c1's message arrived, c4's never left
+
+    code, out, _ = sequencer("--review")
+    assert code == 0 and out.splitlines()[0].startswith("2 action(s) in status unknown")
+    listed = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
+    assert list(listed) == [k1, k4]  # oldest claim first
+    assert f"message-id {mail.message_id(k1, 'acme.example')}" in listed[k1]
+
+    before = rows()
+    code, _, err = sequencer("--mark", k3, "sent")
+    assert code == 1 and f"no action {k3!r} in status 'unknown'" in err
+    code, _, err = sequencer("--mark", k1, "failed")
+    assert code == 1 and "outcome must be 'sent' or 'retry'" in err
+    assert rows() == before
+
+    assert sequencer("--mark", k1, "sent")[:2] == (0, f"{k1}: marked sent\n")
+    assert sequencer("--mark", k4, "retry")[:2] == (0, f"{k4}: marked retry\n")
+    after = rows()
+    assert {k: r["status"] for k, r in after.items()} == {k1: "sent", k3: "sent", k4: "deferred"}
+    assert after[k1]["finished_at"] == after[k1]["claimed_at"] == before[k1]["claimed_at"]
+    con = connect(db)
+    logged = con.execute(
+        "select message_id from activities where type = 'email_sent' order by occurred_at"
+    ).fetchall()
+    con.close()
+    assert logged == [(before[k1]["message_id"],), (before[k3]["message_id"],)]
+    assert sequencer("--mark", k1, "sent")[0] == 1  # settled once only
+
+    assert sequencer("--as-of", (T0 + 3 * HOUR).isoformat())[0] == 0
+    assert rows()[k4]["status"] == "sent"
+    assert [m.rcpt_tos[0] for m in smtp_sink.messages].count("di@example.com") == 1
+    code, out, _ = sequencer("--review")
+    assert out.splitlines() == ["0 action(s) in status unknown (claimed, outcome not recorded):"]
