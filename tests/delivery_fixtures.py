@@ -34,6 +34,7 @@ users:
     name: Bob Jones
     role: rep
     timezone: Europe/Berlin
+    daily_email_limit: {bob_limit}
     mailbox: {{host: 127.0.0.1, port: {bob_port}, starttls: false{bob_login}}}
 roles:
   rep: [view_sequences, create_sequences]
@@ -90,6 +91,7 @@ def write_workspace(
     port: int,
     *,
     alice_limit: int = 500,
+    bob_limit: int = 500,
     stale: float = 24,
     sms_url: str = "http://127.0.0.1:9/send",
     bob_port: int | None = None,
@@ -103,6 +105,7 @@ def write_workspace(
             port=port,
             bob_port=bob_port or port,
             alice_limit=alice_limit,
+            bob_limit=bob_limit,
             sms_url=sms_url,
             bob_login=login,
         )

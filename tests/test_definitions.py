@@ -18,6 +18,8 @@ import pytest
 from pipelines import db
 from pipelines.defs.resources import AS_OF_TAG, SequencerResource, as_of_run_config
 from pipelines.smtp_sink import SmtpSink
+from tests.delivery_fixtures import ENV, add_action, seed_contacts
+from tests.delivery_fixtures import write_workspace as write_delivery_workspace
 from tests.workspace_helpers import USERS, write_workspace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,6 +146,99 @@ def test_output_checks_pass_on_good_rows_and_fail_on_planted_bad_ones(tmp_path, 
     assert run_check(checks, "duplicate_idempotency_keys", resource).passed
 
 
+def test_duplicate_idempotency_keys_check_fails_on_a_shared_or_empty_key(tmp_path, checks):
+    """Keys k1 and k2: pass. The primary key forbids a second k1, so the table is first
+    copied without it (as a restore or a schema change could) and k1 planted again: one
+    offending row, k1 held by 2 actions. An empty key (which the primary key allows) adds a
+    second offending row."""
+    resource = SequencerResource(project_dir=str(tmp_path), db_path=str(tmp_path / "x.duckdb"))
+    con = db.connect(resource.database)
+    plant_action(con, "k1")
+    plant_action(con, "k2", step="bump", at="2026-03-04 14:30:00")
+    con.close()
+    assert run_check(checks, "duplicate_idempotency_keys", resource).passed
+
+    con = db.connect(resource.database)
+    con.execute("create or replace table actions as select * from actions")  # no primary key
+    plant_action(con, "k1", step="bump")
+    con.close()
+    shared = run_check(checks, "duplicate_idempotency_keys", resource)
+    assert not shared.passed and shared.metadata["offending_rows"].value == 1
+    assert shared.metadata["sample"].value == [{"idempotency_key": "k1", "actions": "2"}]
+
+    con = db.connect(resource.database)
+    plant_action(con, "", step="call")
+    con.close()
+    empty = run_check(checks, "duplicate_idempotency_keys", resource)
+    assert not empty.passed and empty.metadata["offending_rows"].value == 2
+    assert [r["idempotency_key"] for r in empty.metadata["sample"].value] == ["", "k1"]
+
+
+def plant_blocking_failure(con, check: str | None, at: dt.datetime) -> None:
+    """Rows that fail exactly ``check`` and no other output check (None: plant nothing)."""
+    if check == "duplicate_actions":  # a second action for c1's intro, under another key
+        con.execute(
+            "insert into actions select * replace ('planted' as idempotency_key,"
+            " 'skipped' as status) from actions"
+        )
+    elif check == "actions_after_exit":  # c3 exited an hour before its intro was decided
+        con.execute(
+            "insert into enrollments (sequence, contact_id, enrollment_id, enrolled_on,"
+            " enrolled_at, status, exit_reason, exited_on, exited_at) values ('outbound',"
+            " 'c3', 'e-c3', ?, ?, 'exited', 'manual', ?, ?)",
+            [at.date(), at - dt.timedelta(days=1), at.date(), at - dt.timedelta(hours=1)],
+        )
+        add_action(con, "c3", "intro", at)
+    elif check == "duplicate_idempotency_keys":  # c1's key again, on another step
+        con.execute("create or replace table actions as select * from actions")  # no primary key
+        con.execute(
+            "insert into actions select * replace ('bump' as step, 'skipped' as status)"
+            " from actions"
+        )
+
+
+@pytest.mark.parametrize("failing", [None, *sorted(BLOCKING)])
+def test_a_failed_blocking_check_stops_the_send_in_a_real_run(tmp_path, monkeypatch, failing):
+    """Materialize tick, send and the three output checks (dg.materialize, the real assets)
+    on a database holding one due email to c1 (alice's sequence `outbound`, alice's mailbox
+    on a real SMTP sink). Nothing planted: every check passes, send materializes and c1's
+    email goes out. With rows that fail one check (`failing`): that check alone fails, tick
+    materializes, send does not, the sink receives nothing and c1's action stays `due`."""
+    from pipelines.defs import runs
+
+    at = dt.datetime(2026, 3, 2, 14, 30)
+    monkeypatch.setenv("TRACKING_SECRET", ENV["TRACKING_SECRET"])
+    with SmtpSink() as sink:
+        project = write_delivery_workspace(tmp_path / "ws", sink.port)
+        resource = SequencerResource(project_dir=str(project), db_path=str(tmp_path / "x.duckdb"))
+        con = db.connect(resource.database)
+        seed_contacts(con)
+        email = add_action(con, "c1", "intro", at)
+        plant_blocking_failure(con, failing, at)
+        con.close()
+        as_of = {"config": {"as_of": (at + dt.timedelta(hours=1)).isoformat()}}
+        result = dg.materialize(
+            [runs.tick, runs.send, *(getattr(runs, name) for name in sorted(BLOCKING))],
+            resources={"sequencer": resource},
+            run_config={"ops": {"tick": as_of, "send": as_of}},
+            raise_on_error=False,
+        )
+        delivered = [m.rcpt_tos[0] for m in sink.messages]
+    evaluations = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert evaluations == {name: name != failing for name in BLOCKING}
+    materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    con = db.connect(resource.database)
+    status = con.execute("select status from actions where idempotency_key = ?", [email])
+    status = status.fetchone()[0]
+    con.close()
+    if failing is None:
+        assert (delivered, status) == (["ann@example.com"], "sent")
+        assert materialized == {"tick", "send"} and result.success
+    else:
+        assert (delivered, status) == ([], "due")
+        assert materialized == {"tick"} and not result.success
+
+
 def test_import_check_fails_on_a_failed_expectation_of_the_latest_batch(tmp_path, checks):
     resource = SequencerResource(project_dir=str(tmp_path), db_path=str(tmp_path / "x.duckdb"))
     con = db.connect(resource.database)
@@ -203,20 +298,33 @@ A1,Acme,a.example,alice,2026-01-01,2026-01-01
 ACTIVITIES = """activity_id,contact_id,type,occurred_at
 H1,C1,call_outgoing,2026-02-01T10:00:00Z
 """
-OUTPUT_TABLES = (
-    "contacts", "accounts", "activities", "contact_properties", "enrollments", "actions",
-    "tasks", "occurrences", "runs", "sequence_metrics", "step_metrics", "email_outcomes",
-)  # fmt: skip
-
-
-def missing_engine_modules() -> list[str]:
-    names = ("pipelines.ingest", "pipelines.quality", "pipelines.tick", "pipelines.deliver")
-    return [n for n in names if importlib.util.find_spec(n) is None]
+# Rows after the ticks of 2026-03-02 and 2026-03-03, derived from the files above:
+EXPECTED_COUNTS = {
+    "contacts": 3,  # C1, C2, C3
+    "accounts": 1,  # A1
+    "activities": 3,  # H1, and one email_sent per intro (C1, C2)
+    "contact_properties": 3,  # one per contact
+    "enrollments": 2,  # the two leads C1, C2 (C3 is a customer)
+    "actions": 4,  # intro on day 1 and call-1 on day 2, for C1 and C2
+    "tasks": 2,  # the two call reminders
+    "occurrences": 2,  # 09:30 New York on 03-02 and on 03-03
+    "runs": 4,  # a tick and a send per tick job
+    "sequence_metrics": 3,  # 'all' + the days 03-02 (intro) and 03-03 (call-1)
+    "step_metrics": 5,  # 'all' per step (2) + intro on 03-02 and 03-03 (left) + call-1 on 03-03
+    "email_outcomes": 2,  # one per sent email
+}
+OUTPUT_TABLES = tuple(EXPECTED_COUNTS)
+ENGINE_MODULES = ("pipelines.ingest", "pipelines.quality", "pipelines.tick", "pipelines.deliver")
 
 
 def test_materialize_the_whole_graph_into_a_file_database(tmp_path, monkeypatch):
-    if missing := missing_engine_modules():
-        pytest.skip(f"engine modules not written yet: {', '.join(missing)}")
+    # The assets import these lazily: a renamed module must fail here, not be skipped, nor be
+    # found in another checkout (an editable install's finder falls back to its own tree).
+    found = {n: importlib.util.find_spec(n) for n in ENGINE_MODULES}
+    assert [n for n, spec in found.items() if spec is None] == []
+    assert {n: Path(spec.origin).parent for n, spec in found.items()} == dict.fromkeys(
+        ENGINE_MODULES, ROOT / "pipelines"
+    )
     sink = SmtpSink()
     mailbox = {"host": "127.0.0.1", "port": sink.port, "starttls": False}
     users = {
@@ -262,7 +370,7 @@ def test_materialize_the_whole_graph_into_a_file_database(tmp_path, monkeypatch)
         tick("2026-03-03T15:00:00")  # a retry of the same as_of
         resent = len(sink.messages) - len(sent)
     assert sent == ["ana@a.example", "ben@a.example"]
-    assert all(counts.values()), counts
+    assert counts == EXPECTED_COUNTS
     assert totals == [(2, 2)]  # the two leads, not the customer
     assert resent == 0  # nothing sent twice
     con = db.connect(database)

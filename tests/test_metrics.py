@@ -201,8 +201,39 @@ def test_metrics_table_is_fixed_width_text(con):
     assert "100.0" in row and "66.7" in row and "6.0" in row
     assert len(header) == len(row)
     assert "no metrics for sequence 'nope'" in metrics_table(con, "nope")
-    assert " s1 " not in metrics_table(con, only=["other"])  # a user's own sequences only
     assert metrics_table(con, only=["s1"]).splitlines()[1].startswith("s1 ")
+
+
+def table_rows(text: str) -> list[dict[str, str]]:
+    """The data rows of :func:`metrics_table`'s text as {header: cell}; every row must have
+    exactly one cell per header (a cell never holds a space)."""
+    header, *body, footer = text.splitlines()
+    assert footer.startswith("counts are unique contacts"), footer
+    names = header.split()
+    return [
+        dict(zip(names, line.split(), strict=True))
+        for line in body
+        if not line.startswith("(no metrics")
+    ]
+
+
+def test_metrics_table_lists_only_the_sequences_a_user_may_see(con):
+    """Given s1 (the rows above) and s2 (one enrolment added here), the table lists s1 and s2
+    for everyone, exactly s1 for a user whose only sequence is s1, and no row at all for a
+    user who owns neither (only=["other"]): the unscoped table would show both."""
+    con.execute(
+        "insert into enrollments (sequence, contact_id, enrollment_id, enrolled_on,"
+        " enrolled_at, status) values ('s2', 'c9', 's2:c9', ?, ?, 'active')",
+        [D1, at(D1, 14, 30)],
+    )
+    build_metrics(con)
+    everyone = table_rows(metrics_table(con))
+    assert [(r["sequence"], r["enrolled"]) for r in everyone] == [("s1", "5"), ("s2", "1")]
+    assert [r["sequence"] for r in table_rows(metrics_table(con, only=["s1"]))] == ["s1"]
+    assert [r["sequence"] for r in table_rows(metrics_table(con, only=["s2"]))] == ["s2"]
+    nobody = metrics_table(con, only=["other"])
+    assert table_rows(nobody) == []
+    assert "(no metrics yet)" in nobody.splitlines()
 
 
 def test_snapshot_is_readable_while_another_process_holds_the_database(con, tmp_path):

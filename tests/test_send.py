@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from pipelines import mail
+from pipelines.cli import main
 from pipelines.db import connect
 from pipelines.deliver import list_unknown, resolve_unknown, send_due
 from pipelines.smtp_sink import SmtpSink
@@ -279,13 +285,48 @@ def test_daily_limit_defers_and_deferred_go_first_next_local_day(tmp_path):
         con.close()
 
 
-def test_limit_is_per_sending_user(env):
-    con, ws, sink = env
-    con.execute("delete from contacts where contact_id = 'c9'")
-    key = add_action(con, "c1", "html", T0, day=8)  # from: bob
-    send(con, ws, T0 + HOUR)
-    assert action_rows(con)[key]["sender_id"] == "bob"
-    assert sink.messages[0].mail_from == "bob@acme.example"
+def test_limit_is_per_sending_user(tmp_path, smtp_sink):  # noqa: F811
+    """Alice may send 1 email a day, Bob 2. Five due emails of Alice's sequence, one minute
+    apart: `intro` goes from Alice's mailbox, `html` (from: bob) from Bob's.
+
+        c1 intro alice  rank 1 of alice -> sent
+        c3 html  bob    rank 1 of bob   -> sent
+        c4 intro alice  rank 2 of alice -> deferred (over Alice's 1)
+        c5 html  bob    rank 2 of bob   -> sent
+        c6 html  bob    rank 3 of bob   -> deferred (over Bob's 2)
+
+    One limit for the sequence's owner would send only c1; one ranking across senders would
+    defer c5. A second send the same day sends nothing more: both have used their limit."""
+    con = connect(tmp_path / "db.duckdb")
+    seed_contacts(con)
+    ws = load_workspace(
+        write_workspace(tmp_path / "ws", smtp_sink.port, alice_limit=1, bob_limit=2)
+    )
+    steps = [("c1", "intro", 1), ("c3", "html", 8), ("c4", "intro", 1), ("c5", "html", 8),
+             ("c6", "html", 8)]  # fmt: skip
+    keys = {
+        c: add_action(con, c, step, T0 + i * dt.timedelta(minutes=1), day=day)
+        for i, (c, step, day) in enumerate(steps)
+    }
+    report = send(con, ws, T0 + HOUR)
+    assert (report.sent, report.deferred) == (3, 2)
+    rows = action_rows(con)
+    assert {c: (rows[k]["status"], rows[k]["sender_id"]) for c, k in keys.items()} == {
+        "c1": ("sent", "alice"),
+        "c3": ("sent", "bob"),
+        "c4": ("deferred", None),
+        "c5": ("sent", "bob"),
+        "c6": ("deferred", None),
+    }
+    assert sorted((m.mail_from, m.rcpt_tos[0]) for m in smtp_sink.messages) == [
+        ("alice@acme.example", "ann@example.com"),
+        ("bob@acme.example", "cy@example.com"),
+        ("bob@acme.example", "ed@example.com"),
+    ]
+    again = send(con, ws, T0 + 2 * HOUR)
+    assert (again.sent, again.deferred) == (0, 0) and len(smtp_sink.messages) == 3
+    assert statuses_of(con)[keys["c4"]] == statuses_of(con)[keys["c6"]] == "deferred"
+    con.close()
 
 
 def test_stale_due_actions_expire(tmp_path):
@@ -425,5 +466,103 @@ def test_send_run_is_recorded(env):
 
 
 def test_key_helper_matches_rows(env):
+    """``add_action`` returns the key of the row it inserted, and ``key_of`` computes the same
+    key without a row. The keys are written out by hand (sequence|contact|step|enrolment, the
+    enrolment being ``e-<contact>``) and the rows are read back by contact and step."""
     con, _, _ = env
-    assert add_action(con, "c1", "intro", T0) == key_of("c1", "intro")
+    returned = add_action(con, "c1", "intro", T0)
+    other = add_action(con, "c3", "bump", T0, day=3, sequence="inbound")
+    stored = dict(
+        con.execute("select contact_id || '/' || step, idempotency_key from actions").fetchall()
+    )
+    assert stored == {"c1/intro": "outbound|c1|intro|e-c1", "c3/bump": "inbound|c3|bump|e-c3"}
+    assert (returned, other) == (stored["c1/intro"], stored["c3/bump"])
+    assert key_of("c1", "intro") == "outbound|c1|intro|e-c1"
+    assert key_of("c3", "bump", "inbound") == "inbound|c3|bump|e-c3"
+
+
+def test_cli_review_lists_unknowns_and_mark_settles_each_exactly(
+    tmp_path,
+    smtp_sink,  # noqa: F811
+    monkeypatch,
+    capsys,
+):
+    """Through `sequencer send`. Due emails to c1 and c3; the sink takes c1's message but drops
+    the connection before answering (the product's claim path leaves c1 `unknown`); c3 is
+    sent. Then a second send process is SIGKILLed right after claiming c4's email
+    (SEQUENCER_FAULT=after_claim:1): c4 is `unknown` and was never delivered.
+
+    `--review` lists exactly c1 and c4, with c1's Message-ID. `--mark` refuses a sent action
+    (c3) and an outcome other than sent|retry, changing nothing. `--mark c1 sent` makes it
+    `sent` at its claim time with one email_sent activity; `--mark c4 retry` makes it
+    `deferred`, and the next send delivers it once. Then nothing is left to review."""
+    monkeypatch.setenv("TRACKING_SECRET", SECRET)
+    project = write_workspace(tmp_path / "ws", smtp_sink.port)
+    db = tmp_path / "db.duckdb"
+    con = connect(db)
+    seed_contacts(con)
+    k1, k3 = add_action(con, "c1", "intro", T0), add_action(con, "c3", "intro", T0 + HOUR / 60)
+    con.close()
+
+    def sequencer(*argv: str) -> tuple[int, str, str]:
+        code = main(["send", "--project", str(project), "--db", str(db), *argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    def rows() -> dict:
+        con = connect(db)
+        try:
+            return action_rows(con)
+        finally:
+            con.close()
+
+    smtp_sink.drop = 1
+    assert sequencer("--as-of", (T0 + HOUR).isoformat())[0] == 0
+    assert {k: r["status"] for k, r in rows().items()} == {k1: "unknown", k3: "sent"}
+    con = connect(db)
+    k4 = add_action(con, "c4", "intro", T0 + HOUR)
+    con.close()
+    crashed = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "send", "--project", str(project), "--db",
+         str(db), "--as-of", (T0 + 2 * HOUR).isoformat()],
+        env={**os.environ, "SEQUENCER_FAULT": "after_claim:1"}, capture_output=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    )  # fmt: skip
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr.decode()
+    assert rows()[k4]["status"] == "unknown"
+    assert sorted(m.rcpt_tos[0] for m in smtp_sink.messages) == [
+        "ann@example.com",
+        "cy@example.com",
+    ]  # c1's message arrived, c4's never left
+
+    code, out, _ = sequencer("--review")
+    assert code == 0 and out.splitlines()[0].startswith("2 action(s) in status unknown")
+    listed = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
+    assert list(listed) == [k1, k4]  # oldest claim first
+    assert f"message-id {mail.message_id(k1, 'acme.example')}" in listed[k1]
+
+    before = rows()
+    code, _, err = sequencer("--mark", k3, "sent")
+    assert code == 1 and f"no action {k3!r} in status 'unknown'" in err
+    code, _, err = sequencer("--mark", k1, "failed")
+    assert code == 1 and "outcome must be 'sent' or 'retry'" in err
+    assert rows() == before
+
+    assert sequencer("--mark", k1, "sent")[:2] == (0, f"{k1}: marked sent\n")
+    assert sequencer("--mark", k4, "retry")[:2] == (0, f"{k4}: marked retry\n")
+    after = rows()
+    assert {k: r["status"] for k, r in after.items()} == {k1: "sent", k3: "sent", k4: "deferred"}
+    assert after[k1]["finished_at"] == after[k1]["claimed_at"] == before[k1]["claimed_at"]
+    con = connect(db)
+    logged = con.execute(
+        "select message_id from activities where type = 'email_sent' order by occurred_at"
+    ).fetchall()
+    con.close()
+    assert logged == [(before[k1]["message_id"],), (before[k3]["message_id"],)]
+    assert sequencer("--mark", k1, "sent")[0] == 1  # settled once only
+
+    assert sequencer("--as-of", (T0 + 3 * HOUR).isoformat())[0] == 0
+    assert rows()[k4]["status"] == "sent"
+    assert [m.rcpt_tos[0] for m in smtp_sink.messages].count("di@example.com") == 1
+    code, out, _ = sequencer("--review")
+    assert out.splitlines() == ["0 action(s) in status unknown (claimed, outcome not recorded):"]

@@ -82,3 +82,11 @@ def test_users_file_rejects_unknown_role_and_permission(tmp_path):
         load_workspace(tmp_path)
     assert info.value.errors[0].location.file == "users.yaml"
     assert "fly" in str(info.value)
+    # the permissions are right now: the unknown role is what is left, named with its user
+    users["roles"] = {"rep": ["view_sequences"]}
+    write_workspace(tmp_path, {}, users=users)
+    with pytest.raises(ErrorList) as info:
+        load_workspace(tmp_path)
+    [err] = info.value.errors
+    assert err.location.file == "users.yaml"
+    assert "unknown role 'ghost'" in str(err) and "user 'x'" in str(err)
