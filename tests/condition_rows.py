@@ -13,7 +13,8 @@ the FROM clause the engine evaluates it in:
   ``int_exits.sql``, with the ``enrollment`` columns given as values (table
   ``enrollment_values``: what ``int_enrollment_engagement.sql`` computes).
 
-The condition ends a line followed by more SQL, so a comment left in it breaks the query.
+The condition ends a line followed by more SQL, so a ``--`` comment left in it would break
+the query.
 """
 
 from __future__ import annotations
