@@ -36,7 +36,7 @@ def _frame(record: str) -> str:
         {join} accounts as account on account.account_id = contact.account_id
         cross join (select $occurrence_at as occurrence_at, $occurrence_on as occurrence_on)
             as occurrence
-        where contact.created_at is null or contact.created_at <= occurrence.occurrence_at
+        where (contact.created_at is null or contact.created_at <= occurrence.occurrence_at)
     """
 
 

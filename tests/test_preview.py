@@ -85,3 +85,27 @@ def test_preview_now_binds_to_the_instant(tmp_path, capsys):
     assert "audience: 0 of 4" in capsys.readouterr().out
     assert main([*base, "--as-of", "2026-07-15T00:00:00Z"]) == 0
     assert "audience: 5 of 5" in capsys.readouterr().out
+
+
+def test_preview_sample_lists_only_audience_members(tmp_path, capsys):
+    """A contact without ``created_at`` takes part from the start, but only if the audience
+    keeps it. c6 has no created_at and is a customer: not in ``lifecycle_stage = 'lead'``.
+    c7 has no created_at and is a lead: in. Expected sample: c1, c2, c5, c7 (c3 customer,
+    c4 created after the instant, c6 customer) — 4 of 6 contacts."""
+    seq = CONTACT_SEQ.replace("views: [vip]\n", "").replace(
+        ', "account.employees BETWEEN 50 AND 500"', ""
+    )
+    write_workspace(tmp_path, {"leads": seq})
+    db = tmp_path / "db.duckdb"
+    seed(db)
+    con = connect(db)
+    con.execute("""insert into contacts (contact_id, email, first_name, lifecycle_stage) values
+        ('c6', 'c6@x.example', 'Fay', 'customer'), ('c7', 'c7@x.example', 'Gus', 'lead')""")
+    con.close()
+    args = ["--project", str(tmp_path), "--db", str(db), "--as-of", "2026-03-02T12:00:00Z"]
+    assert main(["preview", "leads", *args]) == 0
+    out = capsys.readouterr().out
+    assert "audience: 4 of 6 contacts" in out
+    sample = out.split("sample:", 1)[1]
+    listed = {word for word in sample.split() if word.endswith("@x.example")}
+    assert listed == {"c1@x.example", "c2@x.example", "c5@x.example", "c7@x.example"}
