@@ -50,13 +50,30 @@ def fraction(killed: int, total: int) -> str:
 
 
 def report(rows: list[dict]) -> list[str]:
-    """The survivors, one line per target, and the total, last."""
+    """The survivors, one line per target, and the total, last.
+
+    >>> rows = [
+    ...     {"kind": "sql", "target": "tick", "file": "sql/a.sql", "line": 3, "status": "killed",
+    ...      "id": "x", "change": "sql/a.sql:3: < → <="},
+    ...     {"kind": "sql", "target": "tick", "file": "sql/a.sql", "line": 4, "status": "survived",
+    ...      "id": "y", "change": "sql/a.sql:4: and b → ∅"},
+    ...     {"kind": "python", "target": "outbox", "file": "p.py", "status": "not run", "id": "z"},
+    ... ]
+    >>> for line in report(rows):
+    ...     print(line)
+    survivors:
+      sql/a.sql:4: and b → ∅
+    tick: 1 killed of 2 (50.0%); sql 1 killed of 2 (50.0%); 0 not run
+    outbox: 0 killed of 0 (n/a); python 0 killed of 0 (n/a); 1 not run
+    mutants: 1 killed of 2 (50.0%)
+    """
     lines = ["survivors:"]
     survivors = [r for r in rows if r["status"] in ("survived", "no tests")]
     for r in sorted(survivors, key=lambda r: (r["kind"], r["file"], r.get("line", 0))):
         note = " (no test reaches it)" if r["status"] == "no tests" else ""
         lines.append(f"  {r['file']}:{r.get('line', 0)}: {_change(r)}{note}")
-    targets = sorted({r["target"] for r in rows}, key=lambda t: (t not in TARGET_ORDER, t))
+    rank = {t: i for i, t in enumerate(TARGET_ORDER)}
+    targets = sorted({r["target"] for r in rows}, key=lambda t: (rank.get(t, len(rank)), t))
     for target in targets:
         mine = [r for r in rows if r["target"] == target]
         kinds = [k for k in ("sql", "python") if any(r["kind"] == k for r in mine)]

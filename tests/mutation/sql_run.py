@@ -64,7 +64,7 @@ class SqlResult:
     line: int
     operator: str
     change: str
-    status: str  # killed | timeout | survived | not run
+    status: str  # killed | timeout | survived | not run | error (counted nowhere)
     killed_by: str = ""
     invalid_sql: bool = False
     seconds: float = 0.0
@@ -82,7 +82,7 @@ def target_of(path: str) -> str:
     return str(_first(path, TARGETS) or "other SQL")
 
 
-def test_files(root: Path, sql_path: str) -> list[str]:
+def tests_for(root: Path, sql_path: str) -> list[str]:
     """The test files (relative to ``root``) that run against mutants of ``sql_path``."""
     globs = _first(sql_path, TESTS_FOR) or ()
     return sorted({str(p.relative_to(root)) for g in globs for p in root.glob(g)})  # type: ignore[union-attr]
@@ -94,7 +94,7 @@ def planned_files(root: Path, patterns: tuple[str, ...]) -> list[str]:
     for pattern in patterns:
         for path in sorted(root.glob(pattern)):
             rel = str(path.relative_to(root))
-            if rel not in files and test_files(root, rel):
+            if rel not in files and tests_for(root, rel):
                 files.append(rel)
     return files
 
@@ -197,8 +197,10 @@ class SqlRun:
             self.scratches.put(scratch)
         if status == "timeout" and remaining < limit:
             return result  # cut by the time box, not by the mutant
-        if status == "error":
-            raise RuntimeError(f"pytest could not run {tests}:\n{out[-3000:]}")
+        if status == "error":  # pytest itself failed (exit 4/5): no verdict, say why
+            self.log(f"error    {result.change}: pytest could not run\n{out[-2000:]}")
+            result.status = "error"
+            return result
         result.seconds = round(secs, 2)
         result.status = {"passed": "survived", "failed": "killed"}.get(status, status)
         result.invalid_sql = "Parser Error" in out or "ParserException" in out
@@ -214,7 +216,7 @@ class SqlRun:
         work: list[tuple[Mutant, list[str], float]] = []
         results: list[SqlResult] = []
         for path in files:
-            tests = test_files(self.root, path)
+            tests = tests_for(self.root, path)
             mutants = mutants_of(path, (self.root / path).read_text(encoding="utf-8"))
             baseline = self.check_baseline(tests) if time.monotonic() < self.deadline else None
             if baseline is None:
