@@ -7,7 +7,7 @@ SEQ := $(BIN)/sequencer
 DEMO_DB := .sequencer/demo.duckdb
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: setup demo test test-fast lint bench bench-quick dev clean
+.PHONY: setup demo test test-fast lint mutate bench bench-quick dev clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ test: $(STAMP) lint
 test-fast: $(STAMP)
 	$(BIN)/pytest --doctest-modules pipelines tests -m "not slow" -x -q
 
+# Mutation run (docs/testing.md): measures the tests, not part of `make test`; about 30 minutes.
+# Last line: `mutants: K killed of N (P%)`; every verdict in .mutation/summary.json.
+MUTATE_BUDGET ?= 1800
+mutate: $(STAMP)
+	$(BIN)/python -m tests.mutation.run --budget-seconds $(MUTATE_BUDGET)
+
 # The issues' scale: 1e6 contacts, 1e7 activities, 50 sequences, 200 vs 10 (about 40 minutes).
 bench: $(STAMP)
 	$(BIN)/python bench/ingest_bench.py --contacts 1000000 --activities 10000000
@@ -45,4 +51,4 @@ dev: $(STAMP)
 	SEQUENCER_PROJECT=$(CURDIR) SEQUENCER_DB=$(CURDIR)/$(DEMO_DB) $(BIN)/dagster dev -m pipelines.definitions
 
 clean:
-	rm -rf .sequencer .dagster_home imports .pytest_cache
+	rm -rf .sequencer .dagster_home imports .pytest_cache mutants .mutation
