@@ -162,20 +162,30 @@ def test_each_exit_toggle_alone(tmp_path):
 
 def test_reply_counts_only_after_enrolment_and_at_or_before_the_instant(tmp_path):
     """``replied`` = an ``email_replied`` after enrolment, at or before t (slips: ``>`` → ``>=``
-    on the enrolment instant; ``<=`` → ``<`` on t; the latest reply not kept in the state).
+    on the enrolment instant; ``<=`` → ``<`` on t; the earliest reply kept instead of the
+    latest, when merging the state or when rebuilding it for late activities).
 
-    Everyone enters at 03-02 09:00 (a reply is no entry rule).
+    Everyone enters at 03-02 09:00 (a reply is no entry rule). Run 2 (as-of 03-04 12:00)
+    processes 03-03 09:00 and 03-04 09:00; run 3 (as-of 03-05 12:00) processes 03-05 09:00.
 
-    | contact | replies at                      | result                          |
-    |---------|---------------------------------|---------------------------------|
-    | before  | 03-02 08:59                     | active (before enrolment)       |
-    | at      | 03-02 09:00 (= enrolled_at)     | active (not AFTER enrolment)    |
-    | after   | 03-02 09:00:01                  | replied at 03-03                |
-    | at_t    | 03-03 09:00 (= the instant)     | replied at 03-03                |
-    | again   | 03-01 10:00, then 03-03 10:00   | replied at 03-04 (latest reply) |
+    | contact | replies at                                | result                     |
+    |---------|-------------------------------------------|----------------------------|
+    | before  | 03-02 08:59                               | active (before enrolment)  |
+    | at      | 03-02 09:00 (= enrolled_at)               | active (not AFTER it)      |
+    | after   | 03-02 09:00:01                            | replied at 03-03           |
+    | at_mid  | 03-03 09:00 (= an instant inside run 2)   | replied at 03-03           |
+    | at_last | 03-04 09:00 (= run 2's last instant)      | replied at 03-04           |
+    | again   | 03-01 10:00, then 03-03 10:00             | replied at 03-04 (latest)  |
+    | late    | 03-01 10:00; 03-02 10:00 ingested late    | replied at 03-05           |
+
+    ``late``'s second reply is ingested after run 2, which already processed 03-02..03-04: it
+    counts from the next occurrence (the state is rebuilt from the whole history, where the
+    latest reply, not the earliest, is the one after enrolment). After run 2 the state was
+    built from the 8 activities at or before 03-04 09:00, each counted once.
     """
     con = open_db(tmp_path)
-    insert(con, "contacts", [contact(n) for n in ("before", "at", "after", "at_t", "again")])
+    names = ("before", "at", "after", "at_mid", "at_last", "again", "late")
+    insert(con, "contacts", [contact(n) for n in names])
     insert(
         con,
         "activities",
@@ -183,9 +193,11 @@ def test_reply_counts_only_after_enrolment_and_at_or_before_the_instant(tmp_path
             activity("before", "email_replied", "2026-03-02 08:59"),
             activity("at", "email_replied", "2026-03-02 09:00"),
             activity("after", "email_replied", "2026-03-02 09:00:01"),
-            activity("at_t", "email_replied", "2026-03-03 09:00"),
+            activity("at_mid", "email_replied", "2026-03-03 09:00"),
+            activity("at_last", "email_replied", "2026-03-04 09:00"),
             activity("again", "email_replied", "2026-03-01 10:00"),
             activity("again", "email_replied", "2026-03-03 10:00"),
+            activity("late", "email_replied", "2026-03-01 10:00"),
         ],
     )
     root = write_sequences(
@@ -193,12 +205,17 @@ def test_reply_counts_only_after_enrolment_and_at_or_before_the_instant(tmp_path
     )
     tick(con, root, "2026-03-02 12:00")
     tick(con, root, "2026-03-04 12:00")
+    assert con.execute("select activities_counted from tick_state").fetchone() == (8,)
+    insert(con, "activities", [activity("late", "email_replied", "2026-03-02 10:00")])
+    tick(con, root, "2026-03-05 12:00")
     assert _status(con, "s") == {
         "before": ACTIVE,
         "at": ACTIVE,
         "after": ("exited", "replied", "2026-03-03"),
-        "at_t": ("exited", "replied", "2026-03-03"),
+        "at_mid": ("exited", "replied", "2026-03-03"),
+        "at_last": ("exited", "replied", "2026-03-04"),
         "again": ("exited", "replied", "2026-03-04"),
+        "late": ("exited", "replied", "2026-03-05"),
     }
 
 
