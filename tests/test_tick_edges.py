@@ -7,15 +7,20 @@ has ``enrolled_at`` = 2026-03-02 09:00. Expected rows are derived by hand in the
 
 from __future__ import annotations
 
+import textwrap
+
+from pipelines.enrollment import enroll
 from tests.tick_helpers import (
     actions,
     activity,
     classic,
+    compile_root,
     contact,
     enrollments,
     insert,
     open_db,
     tick,
+    ts,
     write_sequences,
 )
 
@@ -240,6 +245,8 @@ def test_duplicate_emails_the_smallest_contact_that_passes_every_other_rule_ente
       contact yet: c2 enters on 03-02; from 03-03 c1 exists but the address was enrolled in
       ``dup`` → never enters.
     - a1 never enters later either: the address is enrolled.
+    - n1, n2 (no email) and n3 (a blank one) share no address: ``dup`` has no email step, so
+      all three enter (slip: ranking the contacts without an email as one address).
     """
     con = open_db(tmp_path)
     insert(
@@ -253,6 +260,9 @@ def test_duplicate_emails_the_smallest_contact_that_passes_every_other_rule_ente
             contact("b2", email="Lee@x.example"),
             contact("c1", email="kim@x.example", created_at="2026-03-03 00:00"),
             contact("c2", email="kim@x.example"),
+            contact("n1", email=None),
+            contact("n2", email=None),
+            contact("n3", email="  "),
         ],
     )
     root = write_sequences(
@@ -279,6 +289,9 @@ def test_duplicate_emails_the_smallest_contact_that_passes_every_other_rule_ente
         ("a2", "2026-03-02"),
         ("b2", "2026-03-02"),
         ("c2", "2026-03-02"),
+        ("n1", "2026-03-02"),
+        ("n2", "2026-03-02"),
+        ("n3", "2026-03-02"),
     ]
     assert [r[1] for r in enrollments(con, "busy")] == ["a1"]
 
@@ -457,3 +470,456 @@ def test_schedule_edit_never_goes_back_before_the_last_processed_instant(tmp_pat
         ("2026-03-05", "2026-03-05 08:00"),
     ]
     assert _ledger(con, "early") == [*first_two, ("2026-03-05", "2026-03-05 06:00")]
+
+
+# --- more slips in sql/tick/ (issue 14): counts, manual requests, created_at, smart ----------
+
+
+def test_exit_counts_only_active_enrolments(tmp_path):
+    """The exits of an occurrence are those of its ACTIVE enrolments (slip: the exit model
+    also reading exited enrolments: the rows stay right, the counts do not).
+
+    c1 enters on 03-02 and completes on 03-03 (steps on days 1 and 2), then unsubscribes on
+    03-03 10:00. c2, created on 03-03 00:00, enters on 03-03 and completes on 03-04, so 03-04
+    has an active enrolment and runs the exit model. Exits per occurrence: 03-02: 0, 03-03: 1,
+    03-04: 1 — c1's unsubscribe is no exit: it is no longer enrolled.
+    """
+    con = open_db(tmp_path)
+    insert(con, "contacts", [contact("c1"), contact("c2", created_at="2026-03-03 00:00")])
+    insert(con, "activities", [activity("c1", "unsubscribed", "2026-03-03 10:00")])
+    two_days = "- {id: a, day: 1, action: follow_up}\n- {id: b, day: 2, action: follow_up}\n"
+    root = write_sequences(
+        tmp_path / "ws", {"s": classic("s", two_days, extra="starts_on: 2026-03-02")}
+    )
+    report = tick(con, root, "2026-03-04 12:00")
+    assert dict(report.exits) == {"completed": 2}
+    assert con.execute(
+        "select occurrence_on::varchar, exits from occurrences order by 1"
+    ).fetchall() == [("2026-03-02", 0), ("2026-03-03", 1), ("2026-03-04", 1)]
+    assert enrollments(con) == [
+        ("s", "c1", "2026-03-02", "exited", "completed", "2026-03-03"),
+        ("s", "c2", "2026-03-03", "exited", "completed", "2026-03-04"),
+    ]
+
+
+def test_manual_requests_resolve_in_their_sequence_naming_the_first_rule_failed(tmp_path):
+    """A request is resolved at its sequence's first occurrence at or after it
+    (sql/schema.sql ``manual_requests``) and, when rejected, names the first entry rule it
+    fails, in the order SPEC 6.2 lists them (slips: ``<=`` → ``<``; requests of another
+    sequence read; two rules swapped; the unknown-contact or already-enrolled rule dropped).
+
+    ``m`` enrols by request (its audience is first name 'Lag'), is exclusive with ``busy``
+    (audience: first name 'Customer'; it runs first at the same instant, by name) and exits
+    on first name 'Customer'.
+
+    | contact   | request (in m unless said)  | facts                        | resolution          |
+    |-----------|-----------------------------|------------------------------|---------------------|
+    | ok        | 03-02 09:00 (= the instant) | -                            | enrolled 03-02      |
+    | ub        | 03-02 08:00                 | unsubscribed flag, bounced   | unsubscribed 03-02  |
+    | cust      | 03-02 08:00                 | exit condition, in busy      | exit_condition 03-02|
+    | future    | 03-02 08:00                 | created 03-02 10:00          | unknown_contact     |
+    | lag       | 03-02 10:00                 | in m's audience (03-02),     | already_enrolled    |
+    |           |                             | unsubscribed 03-02 10:30     | 03-03               |
+    | elsewhere | 03-02 08:00 in ``other``    | -                            | enrolled in other   |
+
+    lag: the request comes after 03-02's instant, so it waits for 03-03; by then lag entered
+    m through the audience (03-02) and exited it (unsubscribed, 03-03): 'already_enrolled'
+    comes before 'unsubscribed'. elsewhere is never a candidate of m.
+    """
+    con = open_db(tmp_path)
+    insert(
+        con,
+        "contacts",
+        [
+            contact("ok"),
+            contact("ub", unsubscribed=True),
+            contact("cust", first_name="Customer"),
+            contact("future", created_at="2026-03-02 10:00"),
+            contact("lag"),
+            contact("elsewhere"),
+        ],
+    )
+    insert(
+        con,
+        "activities",
+        [
+            activity("ub", "email_bounced", "2026-03-01 10:00"),
+            activity("lag", "unsubscribed", "2026-03-02 10:30"),
+        ],
+    )
+    start = "starts_on: 2026-03-02\n"
+    root = write_sequences(
+        tmp_path / "ws",
+        {
+            "busy": classic(
+                "busy", LONG, extra=start, audience="where: [\"first_name = 'Customer'\"]"
+            ),
+            "m": classic(
+                "m",
+                LONG,
+                extra=start
+                + "exclusive_with: [busy]\nexit:\n  where: [\"first_name = 'Customer'\"]\n",
+                audience="where: [\"first_name = 'Lag'\"]",
+            ),
+            "other": classic("other", LONG, extra=start, audience="{}"),
+        },
+    )
+    ws, _ = compile_root(con, root)
+    enroll(con, ws, "m", ["ub", "cust", "future"], ts("2026-03-02 08:00"))
+    enroll(con, ws, "m", ["ok"], ts("2026-03-02 09:00"))
+    enroll(con, ws, "m", ["lag"], ts("2026-03-02 10:00"))
+    enroll(con, ws, "other", ["elsewhere"], ts("2026-03-02 08:00"))
+    tick(con, root, "2026-03-03 12:00")
+    assert con.execute(
+        "select sequence, contact_id, status, reason, resolved_on::varchar "
+        "from manual_requests order by all"
+    ).fetchall() == [
+        ("m", "cust", "rejected", "exit_condition", "2026-03-02"),
+        ("m", "future", "rejected", "unknown_contact", "2026-03-02"),
+        ("m", "lag", "rejected", "already_enrolled", "2026-03-03"),
+        ("m", "ok", "enrolled", None, "2026-03-02"),
+        ("m", "ub", "rejected", "unsubscribed", "2026-03-02"),
+        ("other", "elsewhere", "enrolled", None, "2026-03-02"),
+    ]
+    assert [r[1:] for r in enrollments(con, "m")] == [
+        ("lag", "2026-03-02", "exited", "unsubscribed", "2026-03-03"),
+        ("ok", "2026-03-02", "active", None, None),
+    ]
+
+
+def test_created_at_missing_or_exactly_at_the_instant_with_and_without_new_activity(tmp_path):
+    """A contact takes part in occurrences at or after its created_at; one without created_at
+    always does (docs/decisions.md: an empty created_at is allowed). Both hold whether the
+    contact's row is evaluated once per run (no activity in the run's window) or per instant
+    (activity in the window) — slips: ``<=`` → ``<``, the ``created_at is null`` arm dropped.
+
+    Audience: last activity is a meeting. Run 1 at 03-02 12:00, run 2 at 03-04 12:00 (its
+    window holds the activities after 03-02 09:00).
+
+    | contact | created_at   | meeting at   | path in run 2 | enters |
+    |---------|--------------|--------------|---------------|--------|
+    | n_old   | none         | 03-01 10:00  | (run 1)       | 03-02  |
+    | n_new   | none         | 03-03 08:00  | per instant   | 03-03  |
+    | t_old   | 03-03 09:00  | 03-01 10:00  | once per run  | 03-03  |
+    | t_new   | 03-03 09:00  | 03-03 08:00  | per instant   | 03-03  |
+    """
+    con = open_db(tmp_path)
+    insert(
+        con,
+        "contacts",
+        [
+            contact("n_old", created_at=None),
+            contact("n_new", created_at=None),
+            contact("t_old", created_at="2026-03-03 09:00"),
+            contact("t_new", created_at="2026-03-03 09:00"),
+        ],
+    )
+    insert(
+        con,
+        "activities",
+        [
+            activity("n_old", "meeting", "2026-03-01 10:00"),
+            activity("n_new", "meeting", "2026-03-03 08:00"),
+            activity("t_old", "meeting", "2026-03-01 10:00"),
+            activity("t_new", "meeting", "2026-03-03 08:00"),
+        ],
+    )
+    root = write_sequences(
+        tmp_path / "ws",
+        {
+            "s": classic(
+                "s",
+                LONG,
+                extra="starts_on: 2026-03-02",
+                audience="where: [\"last_activity_type = 'meeting'\"]",
+            )
+        },
+    )
+    tick(con, root, "2026-03-02 12:00")
+    tick(con, root, "2026-03-04 12:00")
+    assert [r[1:3] for r in enrollments(con)] == [
+        ("n_new", "2026-03-03"),
+        ("n_old", "2026-03-02"),
+        ("t_new", "2026-03-03"),
+        ("t_old", "2026-03-03"),
+    ]
+
+
+def test_sequences_lists_only_the_active_enrolments(tmp_path):
+    """``sequences`` = the sequences the contact is active in (SPEC 5) — slip: exited ones
+    listed too. c1 completes ``two`` on 03-03 and stays active in ``long``. From 03-04,
+    ``after-two`` (audience: in ``two``) finds nobody; ``after-long`` enrols c1 on 03-04.
+    """
+    con = open_db(tmp_path)
+    insert(con, "contacts", [contact("c1")])
+    two_days = "- {id: a, day: 1, action: follow_up}\n- {id: b, day: 2, action: follow_up}\n"
+    start = "starts_on: 2026-03-02"
+    later = "starts_on: 2026-03-04"
+    root = write_sequences(
+        tmp_path / "ws",
+        {
+            "two": classic("two", two_days, extra=start),
+            "long": classic("long", LONG, extra=start),
+            "after-two": classic(
+                "after-two",
+                LONG,
+                extra=later,
+                audience="where: [\"list_contains(sequences, 'two')\"]",
+            ),
+            "after-long": classic(
+                "after-long",
+                LONG,
+                extra=later,
+                audience="where: [\"list_contains(sequences, 'long')\"]",
+            ),
+        },
+    )
+    tick(con, root, "2026-03-05 12:00")
+    assert [r[:3] for r in enrollments(con)] == [
+        ("after-long", "c1", "2026-03-04"),
+        ("long", "c1", "2026-03-02"),
+        ("two", "c1", "2026-03-02"),
+    ]
+
+
+def _smart(name: str, first_name: str, interval: int, duration: int, steps: str, extra=""):
+    """A smart sequence for the contact with that first name, at 09:00 UTC from 03-02."""
+    return (
+        f"name: {name}\nowner: alice\ntype: smart\nstarts_on: 2026-03-02\n"
+        f"interval_days: {interval}\nduration_days: {duration}\n"
+        f"audience: {{where: [\"first_name = '{first_name}'\"]}}\n"
+        f"schedule: {{time: '09:00', timezone: UTC}}\n{extra}steps:\n"
+        + textwrap.indent(textwrap.dedent(steps), "  ")
+    )
+
+
+SMART_STEPS = """\
+- {id: s1, action: follow_up, when: ["last_activity_type = 'meeting'"]}
+- {id: s2, action: follow_up}
+- {id: s3, action: follow_up, when: ["last_activity_type = 'chat'"]}
+"""
+
+
+def test_smart_last_evaluation_day_all_steps_done_off_and_edits(tmp_path):
+    """Smart sequences (SPEC 6.3-4), 03-02 is day 1 everywhere (slips: no evaluation on day
+    duration_days; all_steps_done ignored; removed steps still counted as executed; completion
+    only when day_index = duration_days, so a shortened duration never completes).
+
+    - ``sa`` (interval 2, duration 7), k1 has a meeting on 03-07 10:00: s2 on day 1 (03-02);
+      days 3 and 5 find nothing; day 7 (03-08) finds s1 → due, then completes (duration).
+    - ``sb`` (interval 1, duration 7, all_steps_done off), k2 chats on 03-01 10:00 and meets
+      on 03-03 10:00: day 1 (03-02) s2 (s1 does not hold), day 2 (03-03) s3 (the chat is
+      still the latest), day 3 (03-04) s1. Every step is executed on 03-04, but with
+      all_steps_done off it completes on day 7 (03-08) only.
+    - ``sc`` (interval 1, duration 9), k3: s1 (always) day 1, s2 day 2, nothing on day 3.
+      After run 1, the file drops s2 and keeps s1, s3: one of its two steps is executed,
+      so k3 stays; k3 chats on 03-05 10:00 → s3 due on day 5 (03-06) → completed 03-06.
+    - ``sd`` (interval 1, duration 9), k4: s1 (always) on day 1, s2 and s3 never hold. After
+      run 1 (day 3, 03-04) the duration becomes 2: at the next occurrence (03-05, day 4 ≥ 2) k4
+      completes.
+    """
+    con = open_db(tmp_path)
+    insert(con, "contacts", [contact(k) for k in ("k1", "k2", "k3", "k4")])
+    insert(
+        con,
+        "activities",
+        [
+            activity("k1", "meeting", "2026-03-07 10:00"),
+            activity("k2", "chat", "2026-03-01 10:00"),
+            activity("k2", "meeting", "2026-03-03 10:00"),
+            activity("k3", "chat", "2026-03-05 10:00"),
+        ],
+    )
+    always_then_never = """\
+    - {id: s1, action: follow_up}
+    - {id: s2, action: follow_up, when: ["last_activity_type = 'chat'"]}
+    - {id: s3, action: follow_up, when: ["last_activity_type = 'chat'"]}
+    """
+    sc_before = """\
+    - {id: s1, action: follow_up}
+    - {id: s2, action: follow_up}
+    - {id: s3, action: follow_up, when: ["last_activity_type = 'chat'"]}
+    """
+    sc_after = """\
+    - {id: s1, action: follow_up}
+    - {id: s3, action: follow_up, when: ["last_activity_type = 'chat'"]}
+    """
+    root = write_sequences(
+        tmp_path / "ws",
+        {
+            "sa": _smart("sa", "K1", 2, 7, SMART_STEPS),
+            "sb": _smart("sb", "K2", 1, 7, SMART_STEPS, "exit: {all_steps_done: false}\n"),
+            "sc": _smart("sc", "K3", 1, 9, sc_before),
+            "sd": _smart("sd", "K4", 1, 9, always_then_never),
+        },
+    )
+    tick(con, root, "2026-03-04 12:00")
+    write_sequences(
+        root,
+        {
+            "sc": _smart("sc", "K3", 1, 9, sc_after),
+            "sd": _smart("sd", "K4", 1, 2, always_then_never),
+        },
+    )
+    tick(con, root, "2026-03-12 12:00")
+    assert [r[:5] for r in actions(con)] == [
+        ("sa", "k1", "s1", 7, "2026-03-08"),
+        ("sa", "k1", "s2", 1, "2026-03-02"),
+        ("sb", "k2", "s1", 3, "2026-03-04"),
+        ("sb", "k2", "s2", 1, "2026-03-02"),
+        ("sb", "k2", "s3", 2, "2026-03-03"),
+        ("sc", "k3", "s1", 1, "2026-03-02"),
+        ("sc", "k3", "s2", 2, "2026-03-03"),
+        ("sc", "k3", "s3", 5, "2026-03-06"),
+        ("sd", "k4", "s1", 1, "2026-03-02"),
+    ]
+    assert [(r[0], r[4], r[5]) for r in enrollments(con)] == [
+        ("sa", "completed", "2026-03-08"),
+        ("sb", "completed", "2026-03-08"),
+        ("sc", "completed", "2026-03-06"),
+        ("sd", "completed", "2026-03-05"),
+    ]
+
+
+def test_enrollment_columns_previous_email_skipped_emails_and_instants(tmp_path):
+    """``enrollment.*`` (SPEC 5): this enrolment's emails decided due (not skipped, not other
+    actions); the previous email is the latest one (ties: later in the file); an open counts
+    after the enrolment and at or before t. Slips: earliest email instead of latest; the tie
+    reversed; skipped emails or follow-ups counted; ``>`` → ``>=`` on the enrolment; ``<=`` →
+    ``<`` on t.
+
+    Steps: e1 (email) and f1 (follow-up) day 1; e2 (email, not for first name 'Skip') day 2;
+    day 3: chk (opened_previous_email), cnt (emails_sent = 2), any (opened_any_email);
+    g1, g2 (emails) day 4; chk2 (opened_previous_email) day 5. Opens name sequence and step.
+
+    | contact | enrolled | opens                          | chk  | cnt  | any  | chk2 |
+    |---------|----------|--------------------------------|------|------|------|------|
+    | p1      | 03-02    | e1 03-02 12:00, g1 03-05 12:00 | skip | due  | due  | skip |
+    | p2      | 03-02    | e2 03-04 09:00 (= day 3's t),  | due  | due  | due  | due  |
+    |         |          | g2 03-05 12:00                 |      |      |      |      |
+    | skip    | 03-02    | e1 03-02 12:00 (e2 skipped)    | due  | skip | due  | skip |
+    | p4      | 03-03    | e1 03-03 09:00 (= enrolled_at) | skip | due  | skip | skip |
+
+    p1: previous email on day 3 is e2 (not opened), on day 5 g2 (g1 was opened). skip: its
+    only email is e1, so previous = e1 and emails_sent = 1. p4 is created at 03-03 09:00, so
+    its day 3 is 03-05 and day 5 is 03-07; an open at the enrolment instant is not after it.
+    """
+    con = open_db(tmp_path)
+    insert(
+        con,
+        "contacts",
+        [
+            contact("p1"),
+            contact("p2"),
+            contact("skip"),
+            contact("p4", created_at="2026-03-03 09:00"),
+        ],
+    )
+
+    def opened(cid: str, step: str, at: str):
+        return activity(cid, "email_opened", at, sequence="e", step=step)
+
+    insert(
+        con,
+        "activities",
+        [
+            opened("p1", "e1", "2026-03-02 12:00"),
+            opened("p1", "g1", "2026-03-05 12:00"),
+            opened("p2", "e2", "2026-03-04 09:00"),
+            opened("p2", "g2", "2026-03-05 12:00"),
+            opened("skip", "e1", "2026-03-02 12:00"),
+            opened("p4", "e1", "2026-03-03 09:00"),
+        ],
+    )
+    mail = "action: email, template: intro.md.j2, subject: Hi"
+    steps = f"""
+    - {{id: e1, day: 1, {mail}}}
+    - {{id: f1, day: 1, action: follow_up}}
+    - {{id: e2, day: 2, {mail}, when: ["first_name <> 'Skip'"]}}
+    - {{id: chk, day: 3, action: follow_up, when: ["enrollment.opened_previous_email"]}}
+    - {{id: cnt, day: 3, action: follow_up, when: ["enrollment.emails_sent = 2"]}}
+    - {{id: any, day: 3, action: follow_up, when: ["enrollment.opened_any_email"]}}
+    - {{id: g1, day: 4, {mail}}}
+    - {{id: g2, day: 4, {mail}}}
+    - {{id: chk2, day: 5, action: follow_up, when: ["enrollment.opened_previous_email"]}}
+    """
+    root = write_sequences(
+        tmp_path / "ws", {"e": classic("e", steps, extra="starts_on: 2026-03-02")}
+    )
+    tick(con, root, "2026-03-02 12:00")
+    tick(con, root, "2026-03-08 12:00")
+    got = {
+        (c, s): st[:4] for _, c, s, _, _, st in actions(con) if s in ("chk", "cnt", "any", "chk2")
+    }
+    assert got == {
+        ("p1", "chk"): "skip",
+        ("p1", "cnt"): "due",
+        ("p1", "any"): "due",
+        ("p1", "chk2"): "skip",
+        ("p2", "chk"): "due",
+        ("p2", "cnt"): "due",
+        ("p2", "any"): "due",
+        ("p2", "chk2"): "due",
+        ("skip", "chk"): "due",
+        ("skip", "cnt"): "skip",
+        ("skip", "any"): "due",
+        ("skip", "chk2"): "skip",
+        ("p4", "chk"): "skip",
+        ("p4", "cnt"): "due",
+        ("p4", "any"): "skip",
+        ("p4", "chk2"): "skip",
+    }
+
+
+def test_latest_activity_ties_and_contact_mode_types(tmp_path):
+    """Derived properties (SPEC 5): ``last_activity_type`` is the latest activity (ties on
+    occurred_at: the larger activity_id, sql/tick/int_activity_delta.sql), and
+    ``last_contacted_mode`` reads only the contact-mode types. Slips: the tie-break dropped
+    (the ids are inserted in an order that defeats "first row wins" and "last row wins"), the
+    contact-mode filter dropped.
+
+    | contact | activities (03-01 10:00 unless said), in insert order | last type | mode      |
+    |---------|-------------------------------------------------------|-----------|-----------|
+    | q1      | call_outgoing; email_delivered at 11:00               | delivered | Outgoing  |
+    | t1      | chat (id t1-2), meeting (id t1-1)                     | chat      | Chat      |
+    | t2      | chat (id t2-1), meeting (id t2-2)                     | meeting   | Chat      |
+    | t3      | call_outgoing (id t3-2), chat (id t3-1)               | call      | Outgoing  |
+
+    Day-1 steps: ``call`` when the mode is 'Outgoing call', ``chat`` when the last type is chat.
+    """
+    con = open_db(tmp_path)
+    insert(con, "contacts", [contact(c) for c in ("q1", "t1", "t2", "t3")])
+    at = "2026-03-01 10:00"
+    insert(
+        con,
+        "activities",
+        [
+            activity("q1", "call_outgoing", at),
+            activity("q1", "email_delivered", "2026-03-01 11:00"),
+            activity("t1", "chat", at, activity_id="t1-2"),
+            activity("t1", "meeting", at, activity_id="t1-1"),
+            activity("t2", "chat", at, activity_id="t2-1"),
+            activity("t2", "meeting", at, activity_id="t2-2"),
+            activity("t3", "call_outgoing", at, activity_id="t3-2"),
+            activity("t3", "chat", at, activity_id="t3-1"),
+        ],
+    )
+    steps = """
+    - {id: call, day: 1, action: follow_up, when: ["last_contacted_mode = 'Outgoing call'"]}
+    - {id: chat, day: 1, action: follow_up, when: ["last_activity_type = 'chat'"]}
+    """
+    root = write_sequences(
+        tmp_path / "ws", {"s": classic("s", steps, extra="starts_on: 2026-03-02")}
+    )
+    tick(con, root, "2026-03-02 12:00")
+    got = {(c, s): st for _, c, s, _, _, st in actions(con)}
+    assert got == {
+        ("q1", "call"): "due",
+        ("q1", "chat"): "skipped",
+        ("t1", "call"): "skipped",
+        ("t1", "chat"): "due",
+        ("t2", "call"): "skipped",
+        ("t2", "chat"): "skipped",
+        ("t3", "call"): "due",
+        ("t3", "chat"): "skipped",
+    }
