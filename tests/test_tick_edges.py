@@ -58,13 +58,13 @@ def test_bounced_toggle_off_keeps_bounced_contacts_and_the_other_exits_apply(tmp
 
     | contact | activities               | nb (bounced off)  | dflt (defaults) |
     |---------|--------------------------|-------------------|-----------------|
-    | b       | bounce                   | active            | bounced       |
-    | bu      | bounce, unsubscribe      | unsubscribed      | unsubscribed  |
-    | br      | bounce, reply            | replied           | bounced       |
-    | bk      | bounce, meeting          | condition         | bounced       |
-    | ur      | unsubscribe, reply       | unsubscribed      | unsubscribed  |
-    | rk      | reply, meeting           | replied           | replied       |
-    | stay    | -                        | active            | active        |
+    | b       | bounce                   | active            | bounced         |
+    | bu      | bounce, unsubscribe      | unsubscribed      | unsubscribed    |
+    | br      | bounce, reply            | replied           | bounced         |
+    | bk      | bounce, meeting          | condition         | bounced         |
+    | ur      | unsubscribe, reply       | unsubscribed      | unsubscribed    |
+    | rk      | reply, meeting           | replied           | replied         |
+    | stay    | -                        | active            | active          |
     """
     con = open_db(tmp_path)
     names = ["b", "bu", "br", "bk", "ur", "rk", "stay"]
@@ -521,10 +521,14 @@ def test_manual_requests_resolve_in_their_sequence_naming_the_first_rule_failed(
     | lag       | 03-02 10:00                 | in m's audience (03-02),     | already_enrolled    |
     |           |                             | unsubscribed 03-02 10:30     | 03-03               |
     | elsewhere | 03-02 08:00 in ``other``    | -                            | enrolled in other   |
+    | ann3      | 03-02 08:00                 | ann1 (same address) unsub-   | unsubscribed 03-02  |
+    |           |                             | scribed, ann2 (same) bounced |                     |
 
     lag: the request comes after 03-02's instant, so it waits for 03-03; by then lag entered
     m through the audience (03-02) and exited it (unsubscribed, 03-03): 'already_enrolled'
-    comes before 'unsubscribed'. elsewhere is never a candidate of m.
+    comes before 'unsubscribed'. elsewhere is never a candidate of m. ann3's address was
+    unsubscribed under one record and bounced under another: 'unsubscribed' (slip: an
+    address counted as unsubscribed only when every record of it is).
     """
     con = open_db(tmp_path)
     insert(
@@ -537,6 +541,9 @@ def test_manual_requests_resolve_in_their_sequence_naming_the_first_rule_failed(
             contact("future", created_at="2026-03-02 10:00"),
             contact("lag"),
             contact("elsewhere"),
+            contact("ann1", email="ann@x.example", unsubscribed=True),
+            contact("ann2", email="ANN@x.example"),
+            contact("ann3", email="Ann@x.example"),
         ],
     )
     insert(
@@ -545,6 +552,7 @@ def test_manual_requests_resolve_in_their_sequence_naming_the_first_rule_failed(
         [
             activity("ub", "email_bounced", "2026-03-01 10:00"),
             activity("lag", "unsubscribed", "2026-03-02 10:30"),
+            activity("ann2", "email_bounced", "2026-03-01 10:00"),
         ],
     )
     start = "starts_on: 2026-03-02\n"
@@ -565,7 +573,7 @@ def test_manual_requests_resolve_in_their_sequence_naming_the_first_rule_failed(
         },
     )
     ws, _ = compile_root(con, root)
-    enroll(con, ws, "m", ["ub", "cust", "future"], ts("2026-03-02 08:00"))
+    enroll(con, ws, "m", ["ub", "cust", "future", "ann3"], ts("2026-03-02 08:00"))
     enroll(con, ws, "m", ["ok"], ts("2026-03-02 09:00"))
     enroll(con, ws, "m", ["lag"], ts("2026-03-02 10:00"))
     enroll(con, ws, "other", ["elsewhere"], ts("2026-03-02 08:00"))
@@ -574,6 +582,7 @@ def test_manual_requests_resolve_in_their_sequence_naming_the_first_rule_failed(
         "select sequence, contact_id, status, reason, resolved_on::varchar "
         "from manual_requests order by all"
     ).fetchall() == [
+        ("m", "ann3", "rejected", "unsubscribed", "2026-03-02"),
         ("m", "cust", "rejected", "exit_condition", "2026-03-02"),
         ("m", "future", "rejected", "unknown_contact", "2026-03-02"),
         ("m", "lag", "rejected", "already_enrolled", "2026-03-03"),
@@ -884,11 +893,12 @@ def test_latest_activity_ties_and_contact_mode_types(tmp_path):
     | t1      | chat (id t1-2), meeting (id t1-1)                     | chat      | Chat      |
     | t2      | chat (id t2-1), meeting (id t2-2)                     | meeting   | Chat      |
     | t3      | call_outgoing (id t3-2), chat (id t3-1)               | call      | Outgoing  |
+    | t4      | chat (id t4-1), call_outgoing (id t4-2)               | call      | Outgoing  |
 
     Day-1 steps: ``call`` when the mode is 'Outgoing call', ``chat`` when the last type is chat.
     """
     con = open_db(tmp_path)
-    insert(con, "contacts", [contact(c) for c in ("q1", "t1", "t2", "t3")])
+    insert(con, "contacts", [contact(c) for c in ("q1", "t1", "t2", "t3", "t4")])
     at = "2026-03-01 10:00"
     insert(
         con,
@@ -902,6 +912,8 @@ def test_latest_activity_ties_and_contact_mode_types(tmp_path):
             activity("t2", "meeting", at, activity_id="t2-2"),
             activity("t3", "call_outgoing", at, activity_id="t3-2"),
             activity("t3", "chat", at, activity_id="t3-1"),
+            activity("t4", "chat", at, activity_id="t4-1"),
+            activity("t4", "call_outgoing", at, activity_id="t4-2"),
         ],
     )
     steps = """
@@ -922,4 +934,36 @@ def test_latest_activity_ties_and_contact_mode_types(tmp_path):
         ("t2", "chat"): "skipped",
         ("t3", "call"): "due",
         ("t3", "chat"): "skipped",
+        ("t4", "call"): "due",
+        ("t4", "chat"): "skipped",
     }
+
+
+def test_sequences_is_sorted_by_name(tmp_path):
+    """``sequences`` lists the active sequences by name (int_occurrence_contact.sql), so a
+    condition comparing the whole list is stable — slip: the list in enrolment order.
+
+    c1 enters ``zed`` on 03-02 and ``abc`` on 03-03 (its start). On 03-04 ``ordered``
+    (audience: ``sequences = ['abc', 'zed']``) enrols c1.
+    """
+    con = open_db(tmp_path)
+    insert(con, "contacts", [contact("c1")])
+    root = write_sequences(
+        tmp_path / "ws",
+        {
+            "zed": classic("zed", LONG, extra="starts_on: 2026-03-02"),
+            "abc": classic("abc", LONG, extra="starts_on: 2026-03-03"),
+            "ordered": classic(
+                "ordered",
+                LONG,
+                extra="starts_on: 2026-03-04",
+                audience="where: [\"sequences = ['abc', 'zed']\"]",
+            ),
+        },
+    )
+    tick(con, root, "2026-03-04 12:00")
+    assert [r[:3] for r in enrollments(con)] == [
+        ("abc", "c1", "2026-03-03"),
+        ("ordered", "c1", "2026-03-04"),
+        ("zed", "c1", "2026-03-02"),
+    ]
