@@ -795,19 +795,20 @@ def test_enrollment_columns_previous_email_skipped_emails_and_instants(tmp_path)
     actions); the previous email is the latest one (ties: later in the file); an open counts
     after the enrolment and at or before t. Slips: earliest email instead of latest; the tie
     reversed; skipped emails or follow-ups counted; ``>`` → ``>=`` on the enrolment; ``<=`` →
-    ``<`` on t.
+    ``<`` on t; "clicked any" requiring every email clicked.
 
     Steps: e1 (email) and f1 (follow-up) day 1; e2 (email, not for first name 'Skip') day 2;
     day 3: chk (opened_previous_email), cnt (emails_sent = 2), any (opened_any_email);
-    g1, g2 (emails) day 4; chk2 (opened_previous_email) day 5. Opens name sequence and step.
+    g1, g2 (emails) day 4; day 5: chk2 (opened_previous_email), clk (clicked_any_email).
+    Opens and clicks name sequence and step; p2 clicked one email and only opened another.
 
-    | contact | enrolled | opens                          | chk  | cnt  | any  | chk2 |
-    |---------|----------|--------------------------------|------|------|------|------|
-    | p1      | 03-02    | e1 03-02 12:00, g1 03-05 12:00 | skip | due  | due  | skip |
-    | p2      | 03-02    | e2 03-04 09:00 (= day 3's t),  | due  | due  | due  | due  |
-    |         |          | g2 03-05 12:00                 |      |      |      |      |
-    | skip    | 03-02    | e1 03-02 12:00 (e2 skipped)    | due  | skip | due  | skip |
-    | p4      | 03-03    | e1 03-03 09:00 (= enrolled_at) | skip | due  | skip | skip |
+    | contact | enrolled | opens (o) and clicks (c)        | chk  | cnt  | any  | chk2 | clk  |
+    |---------|----------|---------------------------------|------|------|------|------|------|
+    | p1      | 03-02    | o e1 03-02 12:00, o g1 03-05    | skip | due  | due  | skip | skip |
+    | p2      | 03-02    | c e1 03-02 12:00, o e2 03-04    | due  | due  | due  | due  | due  |
+    |         |          | 09:00 (= day 3's t), o g2 03-05 |      |      |      |      |      |
+    | skip    | 03-02    | o e1 03-02 12:00 (e2 skipped)   | due  | skip | due  | skip | skip |
+    | p4      | 03-03    | o e1 03-03 09:00 (= enrolled)   | skip | due  | skip | skip | skip |
 
     p1: previous email on day 3 is e2 (not opened), on day 5 g2 (g1 was opened). skip: its
     only email is e1, so previous = e1 and emails_sent = 1. p4 is created at 03-03 09:00, so
@@ -836,6 +837,7 @@ def test_enrollment_columns_previous_email_skipped_emails_and_instants(tmp_path)
             opened("p1", "g1", "2026-03-05 12:00"),
             opened("p2", "e2", "2026-03-04 09:00"),
             opened("p2", "g2", "2026-03-05 12:00"),
+            activity("p2", "email_clicked", "2026-03-02 12:00", sequence="e", step="e1"),
             opened("skip", "e1", "2026-03-02 12:00"),
             opened("p4", "e1", "2026-03-03 09:00"),
         ],
@@ -851,6 +853,7 @@ def test_enrollment_columns_previous_email_skipped_emails_and_instants(tmp_path)
     - {{id: g1, day: 4, {mail}}}
     - {{id: g2, day: 4, {mail}}}
     - {{id: chk2, day: 5, action: follow_up, when: ["enrollment.opened_previous_email"]}}
+    - {{id: clk, day: 5, action: follow_up, when: ["enrollment.clicked_any_email"]}}
     """
     root = write_sequences(
         tmp_path / "ws", {"e": classic("e", steps, extra="starts_on: 2026-03-02")}
@@ -858,24 +861,30 @@ def test_enrollment_columns_previous_email_skipped_emails_and_instants(tmp_path)
     tick(con, root, "2026-03-02 12:00")
     tick(con, root, "2026-03-08 12:00")
     got = {
-        (c, s): st[:4] for _, c, s, _, _, st in actions(con) if s in ("chk", "cnt", "any", "chk2")
+        (c, s): st[:4]
+        for _, c, s, _, _, st in actions(con)
+        if s in ("chk", "cnt", "any", "chk2", "clk")
     }
     assert got == {
         ("p1", "chk"): "skip",
         ("p1", "cnt"): "due",
         ("p1", "any"): "due",
+        ("p1", "clk"): "skip",
         ("p1", "chk2"): "skip",
         ("p2", "chk"): "due",
         ("p2", "cnt"): "due",
         ("p2", "any"): "due",
+        ("p2", "clk"): "due",
         ("p2", "chk2"): "due",
         ("skip", "chk"): "due",
         ("skip", "cnt"): "skip",
         ("skip", "any"): "due",
+        ("skip", "clk"): "skip",
         ("skip", "chk2"): "skip",
         ("p4", "chk"): "skip",
         ("p4", "cnt"): "due",
         ("p4", "any"): "skip",
+        ("p4", "clk"): "skip",
         ("p4", "chk2"): "skip",
     }
 
