@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -490,7 +489,7 @@ def test_cli_review_lists_unknowns_and_mark_settles_each_exactly(
     """Through `sequencer send`. Due emails to c1 and c3; the sink takes c1's message but drops
     the connection before answering (the product's claim path leaves c1 `unknown`); c3 is
     sent. Then a second send process is SIGKILLed right after claiming c4's email
-    (SEQUENCER_FAULT=after_claim:1): c4 is `unknown` and was never delivered.
+    (a fault hook killing it after its first claim): c4 is `unknown` and was never delivered.
 
     `--review` lists exactly c1 and c4, with c1's Message-ID. `--mark` refuses a sent action
     (c3) and an outcome other than sent|retry, changing nothing. `--mark c1 sent` makes it
@@ -522,12 +521,22 @@ def test_cli_review_lists_unknowns_and_mark_settles_each_exactly(
     con = connect(db)
     k4 = add_action(con, "c4", "intro", T0 + HOUR)
     con.close()
+    # the send the CLI runs, in a process that dies right after its first claim (the injected
+    # fault point of the crash tests: production never reads one)
+    runner = (
+        "import datetime as dt, sys\n"
+        "from pipelines.db import connect\n"
+        "from pipelines.deliver import send_due\n"
+        "from pipelines.workspace import load_workspace\n"
+        "from tests.delivery_fixtures import kill_at\n"
+        "send_due(connect(sys.argv[1]), load_workspace(sys.argv[2]),"
+        " dt.datetime.fromisoformat(sys.argv[3]), faults=kill_at('after_claim:1'))\n"
+    )
     crashed = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "send", "--project", str(project), "--db",
-         str(db), "--as-of", (T0 + 2 * HOUR).isoformat()],
-        env={**os.environ, "SEQUENCER_FAULT": "after_claim:1"}, capture_output=True,
+        [sys.executable, "-c", runner, str(db), str(project), (T0 + 2 * HOUR).isoformat()],
+        capture_output=True,
         cwd=Path(__file__).resolve().parent.parent,
-    )  # fmt: skip
+    )
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr.decode()
     assert rows()[k4]["status"] == "unknown"
     assert sorted(m.rcpt_tos[0] for m in smtp_sink.messages) == [
