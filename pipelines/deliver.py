@@ -202,7 +202,8 @@ def _skip_unsendable(con: duckdb.DuckDBPyConnection, as_of: dt.datetime) -> int:
                             then 'contact unsubscribed or bounced before send'
                     end as reason,
                 from actions as a
-                left join enrollments as e on e.enrollment_id = a.enrollment_id
+                left join enrollments as e
+                    on e.sequence = a.sequence and e.enrollment_id = a.enrollment_id
                 left join contacts as c on c.contact_id = a.contact_id
                 where a.status in ('due', 'deferred')
             )
@@ -270,16 +271,16 @@ def _fetch_records(con: duckdb.DuckDBPyConnection) -> tuple[dict, dict, dict]:
             )
         )
     }
-    history: dict[str, dict[str, dict[str, Any]]] = {}
+    history: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
     for r in _rows(
         con.execute(
-            "select enrollment_id, step, message_id, subject from actions"
+            "select sequence, enrollment_id, step, message_id, subject from actions"
             " where action = 'email' and status = 'sent' and message_id is not null"
-            " and enrollment_id in (select a.enrollment_id from actions as a"
-            "  inner join _send_batch as b using (idempotency_key))"
+            " and (sequence, enrollment_id) in (select (a.sequence, a.enrollment_id)"
+            "  from actions as a inner join _send_batch as b using (idempotency_key))"
         )
     ):
-        history.setdefault(r["enrollment_id"], {})[r["step"]] = r
+        history.setdefault(_enrolment(r), {})[r["step"]] = r
     return contacts, accounts, history
 
 
@@ -390,7 +391,7 @@ class _Sender:
         self.faults("after_send", key)
         self._record_sent(action, contact, prep, result)
         if prep.kind == "email":
-            history.setdefault(action["enrollment_id"], {})[action["step"]] = {
+            history.setdefault(_enrolment(action), {})[action["step"]] = {
                 "message_id": prep.message_id,
                 "subject": prep.subject,
             }
@@ -447,9 +448,9 @@ class _Sender:
         subject = self.renderer.render_subject(step.subject or "", ctx)
         body = self.renderer.render_file(step.template, ctx)
         text, markup = body.text, body.html
-        in_reply_to, refs = _thread(seq, step, history.get(action["enrollment_id"], {}))
+        in_reply_to, refs = _thread(seq, step, history.get(_enrolment(action), {}))
         if in_reply_to:
-            prev_subject = history[action["enrollment_id"]][in_reply_to[1]]["subject"] or ""
+            prev_subject = history[_enrolment(action)][in_reply_to[1]]["subject"] or ""
             subject = (
                 prev_subject if prev_subject.lower().startswith("re:") else (f"Re: {prev_subject}")
             )
@@ -630,6 +631,12 @@ class _Sender:
                 [self.clock.now(), action["idempotency_key"]],
             )
         self.report.tasks += 1
+
+
+def _enrolment(row: dict) -> tuple[str, str]:
+    """An enrolment's identity: ``enrollment_id`` alone can collide across sequences (``a:b``
+    + contact ``c`` and ``a`` + contact ``b:c``), so the sequence always goes with it."""
+    return row["sequence"], row["enrollment_id"]
 
 
 def _thread(seq: Sequence, step: Step, sent: dict[str, dict]) -> tuple[tuple | None, list]:
