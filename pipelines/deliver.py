@@ -299,7 +299,8 @@ def send_due(
 ) -> SendReport:
     """Send every due and deferred action that may go out at ``as_of``; see the module doc.
 
-    ``max_retries`` counts retries after the first attempt of a transient failure.
+    ``max_retries`` counts retries after the first attempt of a transient failure (default 3:
+    four attempts in all); ``backoff(n)`` is the wait before retry n (default 2, 8, 32 s).
     ``env`` (default ``os.environ``) holds the secrets named in users.yaml.
     ``faults`` is called at each outbox transition (see :data:`FaultHook`); tests only.
     """

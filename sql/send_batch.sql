@@ -4,8 +4,10 @@
 --     the user whose mailbox sends it (the owner, or the user named by `from:`);
 --   _send_limits(sender_id, daily_limit, day_start, day_end): each user's daily limit and the
 --     UTC bounds of the user's local day containing the send's as_of.
--- Emails rank per sender: deferred oldest first, then due oldest first. The first
--- (daily_limit - emails already sent or in flight that local day) are within the limit.
+-- Emails rank per sender: deferred oldest first, then due oldest first, ties (one occurrence
+-- decides many emails at one instant) by idempotency key ascending. The first
+-- (daily_limit - emails already sent or in flight that local day) are within the limit; an
+-- email counts for the local day [00:00, next 00:00) its finish (else claim) time falls in.
 with
 
 candidates as (
@@ -15,7 +17,6 @@ candidates as (
         a.status,
         a.occurrence_at,
         s.sender_id,
-        s.step is not null as step_exists,
     from actions as a
     left join _send_steps as s on s.sequence = a.sequence and s.step = a.step
     where a.status in ('due', 'deferred')
@@ -52,7 +53,6 @@ final as (
         r.status,
         r.occurrence_at,
         r.sender_id,
-        r.step_exists,
         (
             r.action <> 'email'
             or l.sender_id is null

@@ -214,6 +214,7 @@ class Gateway:
                     {
                         "path": self.path,
                         "auth": self.headers.get("Authorization"),
+                        "content_type": self.headers.get("Content-Type"),
                         "json": json.loads(body),
                     }
                 )

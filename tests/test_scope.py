@@ -49,6 +49,31 @@ def test_rep_cannot_use_another_users_sequence(ws):
     assert require_sequence(ws, resolve_actor(ws, "olga"), "b-bruno").owner == "bruno"
 
 
+def test_the_refusal_says_whose_sequence_it_is_and_who_asked(ws):
+    """alice (a rep) asks for bruno's sequence: the message names the sequence, its owner,
+    the acting user and the rule, word for word."""
+    with pytest.raises(PermissionDenied) as refused:
+        require_sequence(ws, resolve_actor(ws, "alice"), "b-bruno")
+    assert str(refused.value) == (
+        "sequence 'b-bruno' belongs to 'bruno'; user 'alice' may only use their own sequences"
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "heading"),
+    [
+        ([], "# sequences visible to operator (full access)"),
+        (["--user", "alice"], "# sequences visible to user 'alice'"),
+    ],
+)
+def test_cli_sequences_heading_names_the_actor(ws, tmp_path, capsys, monkeypatch, argv, heading):
+    """`sequences` with no user acts as the operator; with ``--user alice`` as alice. Its
+    first line says which, so an operator reading the list knows whose view it is."""
+    monkeypatch.delenv("SEQUENCER_USER", raising=False)
+    assert main(["sequences", "--project", str(tmp_path), *argv]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == heading
+
+
 def test_unknown_user_is_refused(ws):
     with pytest.raises(PermissionDenied, match="unknown user"):
         resolve_actor(ws, "mallory")
