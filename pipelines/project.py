@@ -21,6 +21,7 @@ opens a fresh one (after closing it) for anything that reads files, such as an i
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -55,6 +56,7 @@ class RunResult:
     as_of: dt.datetime
     report: RunReport
     problems: list[SequencerError] = field(default_factory=list)
+    compile_seconds: float = 0.0
 
 
 @dataclass
@@ -182,10 +184,12 @@ class Project:
         self._require_admin(ws, "run ticks every sequence: it is")
         at = as_of_or_now(as_of)
         with self.connection(con) as c:
+            started = time.perf_counter()
             compilation = self.compile(c, ws)
+            compiled = time.perf_counter()
             db.lock_down(c)  # analyst SQL runs next
             report = run_tick(c, ws, compilation, at)
-        return RunResult(as_of=at, report=report, problems=list(compilation.errors))
+        return RunResult(at, report, list(compilation.errors), compiled - started)
 
     def send(
         self, as_of: Instant = None, *, con: duckdb.DuckDBPyConnection | None = None, **options: Any
