@@ -30,7 +30,8 @@ from typing import Any
 
 import duckdb
 
-from pipelines import db, enrollment, tasks
+from pipelines import db, enrollment
+from pipelines import tasks as task_queue
 from pipelines.compiled import Compilation, CompiledSequence, compile_workspace
 from pipelines.compiler import ConditionSchema
 from pipelines.deliver import SendReport, list_unknown, resolve_unknown, send_due
@@ -44,6 +45,9 @@ from pipelines.properties import materialize_contact_state
 from pipelines.scope import Actor, require_sequence, resolve_actor, sees_all, visible_sequences
 from pipelines.tick import RunReport, preview_occurrence, run_tick
 from pipelines.workspace import Workspace, load_workspace
+
+RUN_REFUSED = "run ticks every sequence: it is for the operator or an admin"
+SEND_REFUSED = "send and its review are for the operator or an admin"
 
 Instant = str | dt.datetime | None
 """An ``as_of``: ISO-8601 text (no offset = UTC), a datetime (naive = UTC), or None = now."""
@@ -131,9 +135,10 @@ class Project:
     def actor(self, ws: Workspace) -> Actor:
         return resolve_actor(ws, self.user)
 
-    def _require_admin(self, ws: Workspace, what: str) -> None:
+    def _require_admin(self, ws: Workspace, refusal: str) -> None:
+        """Run and send act on every user's sequences: the operator or an admin only."""
         if not self.actor(ws).is_operator and not ws.users.can(self.user or "", "admin"):
-            raise PermissionDenied(f"{what} for the operator or an admin")
+            raise PermissionDenied(refusal)
 
     def compile(
         self, con: duckdb.DuckDBPyConnection | None = None, ws: Workspace | None = None
@@ -179,9 +184,8 @@ class Project:
         Broken sequences are left out of the tick and returned in ``problems`` (they miss
         these occurrences for good: docs/decisions.md); the caller prints or logs them.
         """
-
         ws = self.workspace()
-        self._require_admin(ws, "run ticks every sequence: it is")
+        self._require_admin(ws, RUN_REFUSED)
         at = as_of_or_now(as_of)
         with self.connection(con) as c:
             started = time.perf_counter()
@@ -195,23 +199,20 @@ class Project:
         self, as_of: Instant = None, *, con: duckdb.DuckDBPyConnection | None = None, **options: Any
     ) -> SendReport:
         """Carry out every due action once (``options``: see :func:`deliver.send_due`)."""
-
         ws = self.workspace()
-        self._require_admin(ws, "send and its review are")
+        self._require_admin(ws, SEND_REFUSED)
         with self.connection(con) as c:
             return send_due(c, ws, as_of_or_now(as_of), **options)
 
     def review(self) -> list[dict[str, Any]]:
         """Actions in status ``unknown`` (claimed, outcome not recorded)."""
-
-        self._require_admin(self.workspace(), "send and its review are")
+        self._require_admin(self.workspace(), SEND_REFUSED)
         with self.connection() as con:
             return list_unknown(con)
 
     def mark(self, key: str, outcome: str) -> None:
         """Settle an ``unknown`` action: ``sent`` or ``retry``."""
-
-        self._require_admin(self.workspace(), "send and its review are")
+        self._require_admin(self.workspace(), SEND_REFUSED)
         with self.connection() as con:
             resolve_unknown(con, key, outcome)
 
@@ -238,7 +239,6 @@ class Project:
 
     def contact_properties(self, as_of: Instant = None) -> int:
         """Table ``contact_properties``: every contact's derived properties at ``as_of``."""
-
         with self.connection() as con:
             materialize_contact_state(con, as_of_or_now(as_of), table="contact_state_now")
             con.execute(
@@ -248,7 +248,6 @@ class Project:
 
     def metrics(self, sequence: str | None = None) -> MetricsResult:
         """Rebuild the metrics, tabulate what the user may see, publish the reader snapshot."""
-
         ws = self.workspace()
         actor = self.actor(ws)
         if sequence and (sequence in ws.sequences or not sees_all(ws, actor)):
@@ -266,7 +265,6 @@ class Project:
         self, paths: list[Path] | None = None, *, tag: str | None = None
     ) -> list[IngestResult]:
         """Load files (default: every file of ``imports/``); accounts, contacts, activities."""
-
         if paths is None:
             paths = sorted(p for p in (self.root / "imports").glob("*") if p.is_file())
         if not paths:
@@ -276,12 +274,10 @@ class Project:
 
     def enroll(self, sequence: str, contact_ids: list[str], at: Instant = None) -> dict:
         """Request manual enrolment; the contacts enter at the sequence's next occurrence."""
-
         return self._enrolment(enrollment.enroll, sequence, contact_ids, at)
 
     def unenroll(self, sequence: str, contact_ids: list[str], at: Instant = None) -> dict:
         """Take contacts out of a sequence now (exit reason ``manual``)."""
-
         return self._enrolment(enrollment.unenroll, sequence, contact_ids, at)
 
     def _enrolment(self, fn, sequence: str, contact_ids: list[str], at: Instant) -> dict:
@@ -292,17 +288,15 @@ class Project:
 
     def tasks(self, user: str | None = None, *, include_done: bool = False) -> list[dict]:
         """One user's task queue (default: the acting user's)."""
-
         self.actor(self.workspace())  # an unknown acting user is refused
         user = user or self.user
         if not user:
             raise SequencerError("tasks lists one user's queue: give --user U")
         with self.connection() as con:
-            return tasks.list_tasks(con, user, include_done=include_done)
+            return task_queue.list_tasks(con, user, include_done=include_done)
 
     def complete_task(self, task_id: str, at: Instant = None) -> None:
         """Mark a task done (its owner or the operator) and log ``task_completed``."""
-
         actor = self.actor(self.workspace())
         with self.connection() as con:
             owner = con.execute(
@@ -310,4 +304,4 @@ class Project:
             ).fetchone()
             if owner and not (actor.is_operator or owner[0] == actor.user_id):
                 raise PermissionDenied(f"task {task_id!r} belongs to {owner[0]!r}")
-            tasks.complete_task(con, task_id, as_of_or_now(at))
+            task_queue.complete_task(con, task_id, as_of_or_now(at))
