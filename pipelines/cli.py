@@ -5,6 +5,9 @@ Every command takes ``--project DIR`` (default ``.``) and ``--db PATH`` (default
 ``SEQUENCER_USER``; with neither it acts as the operator with full access (the
 scheduler's case). Exit codes: 0 ok, 1 a problem in the input (one line on stderr per
 problem), 2 bad usage, 3 the database is held by another run, 4 permission denied.
+
+Each command parses its arguments, calls the :class:`~pipelines.project.Project` (which does
+the work and checks permissions) and prints; nothing else happens here.
 """
 
 from __future__ import annotations
