@@ -10,6 +10,7 @@ from typing import Any
 import duckdb
 
 from pipelines.db import connect
+from pipelines.instants import parse_instant
 from pipelines.project import Project
 from pipelines.tick import RunReport
 from tests.workspace_helpers import write_workspace
@@ -18,8 +19,8 @@ T0 = dt.datetime(2026, 1, 1)
 
 
 def ts(text: str) -> dt.datetime:
-    """``'2026-03-02 14:00'`` → naive UTC datetime."""
-    return dt.datetime.fromisoformat(text)
+    """``'2026-03-02 14:00'`` → naive UTC datetime (the engine's parser: no offset = UTC)."""
+    return parse_instant(text)
 
 
 def open_db(tmp_path: Path) -> duckdb.DuckDBPyConnection:
