@@ -8,7 +8,9 @@ the parquet imports straight into a fresh database file (ingest has its own benc
 ``arg_max(type, occurred_at) GROUP BY contact_id`` pass over the activities (the yardstick),
 then: a catch-up tick over ``--catch-up-days`` days, one daily tick (the steady state: a
 weekday, so every sequence has an occurrence), and a replay of the same as_of (nothing to
-do). It prints one JSON line per tick (seconds, occurrences, per-phase seconds, counts) and
+do). Each tick is ``Project.run`` on the bench's connection, the production path: compile,
+lock the connection down, tick; ``seconds`` is all of it, ``compile_seconds`` its first part.
+It prints one JSON line per tick (seconds, occurrences, per-phase seconds, counts) and
 a summary per count: daily seconds, the arg_max seconds, their ratio, and the process's peak
 RSS; finally the ratio of the daily tick of the largest to the smallest ``--compare`` count.
 Ratios are always taken within one invocation (same machine load).
@@ -31,11 +33,8 @@ sys.path.insert(0, str(HERE))
 
 from generate import VERSION, generate  # noqa: E402
 
-from pipelines.compiled import compile_workspace  # noqa: E402
-from pipelines.compiler import ConditionSchema  # noqa: E402
 from pipelines.db import connect  # noqa: E402
-from pipelines.tick import run_tick  # noqa: E402
-from pipelines.workspace import load_workspace  # noqa: E402
+from pipelines.project import Project  # noqa: E402
 
 LOAD = """
 alter table contacts add column if not exists lead_score integer;
@@ -55,15 +54,18 @@ select count(*), count(last_type) from (
 """
 
 
-def _timed_tick(con, ws, compilation, as_of: dt.datetime, label: str) -> dict:
+def _timed_tick(con, project: Project, as_of: dt.datetime, label: str) -> dict:
+    """One ``Project.run`` on ``con``: the production path (compile, lock down, tick)."""
     started = time.perf_counter()
-    report = run_tick(con, ws, compilation, as_of)
+    result = project.run(as_of, con=con)
     seconds = time.perf_counter() - started
-    stats = report.stats()
+    assert not result.problems, [str(e) for e in result.problems]
+    stats = result.report.stats()
     row = {
         "tick": label,
         "as_of": as_of.isoformat(),
         "seconds": round(seconds, 3),
+        "compile_seconds": round(result.compile_seconds, 3),
         "occurrences": stats["occurrences"],
         "entries": stats["entries"],
         "exits": sum(stats["exits"].values()),
@@ -110,15 +112,13 @@ def scenario(args, sequences: int) -> dict:
         started = time.perf_counter()
         con.execute(ARG_MAX).fetchall()
         arg_max.append(time.perf_counter() - started)
-    ws = load_workspace(root)
-    compilation = compile_workspace(ws, ConditionSchema.from_database(con))
-    assert not compilation.errors, [str(e) for e in compilation.errors]
+    project = Project(root, db_path=db)
     base = dt.datetime.combine(args.start, dt.time(0))
     catch_up = base + dt.timedelta(days=args.catch_up_days)
-    _timed_tick(con, ws, compilation, catch_up, f"catch-up {args.catch_up_days} days")
+    _timed_tick(con, project, catch_up, f"catch-up {args.catch_up_days} days")
     daily_at = catch_up + dt.timedelta(days=1)
-    daily = _timed_tick(con, ws, compilation, daily_at, "daily")
-    _timed_tick(con, ws, compilation, daily_at, "replay")
+    daily = _timed_tick(con, project, daily_at, "daily")
+    _timed_tick(con, project, daily_at, "replay")
     counts = con.execute(
         "select (select count(*) from enrollments), (select count(*) from actions), "
         "(select count(*) from activities)"

@@ -8,7 +8,9 @@ aliases ``contact``, ``account``, ``enrollment`` (steps only) and ``occurrence``
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 from jinja2 import Environment, TemplateSyntaxError
 
@@ -16,6 +18,40 @@ from pipelines.compiler import CompiledCondition, ConditionSchema, compile_condi
 from pipelines.errors import ConfigError, ErrorList, Location, SequencerError
 from pipelines.models import Sequence
 from pipelines.workspace import Workspace
+
+Phase = Literal["audience", "step", "exit"]
+PHASES: tuple[Phase, ...] = ("audience", "step", "exit")
+
+
+@dataclass(frozen=True)
+class Reads:
+    """What a set of compiled conditions reads, from the compiler's record of each one
+    (:class:`CompiledCondition` ``columns`` and ``uses_now``), never from the SQL text.
+
+    ``sequences``: the derived ``contact.sequences``; ``enrollment``: any ``enrollment.*``
+    column; ``now``: ``now()``/``current_date`` (the occurrence's instant or date).
+
+    >>> from pipelines.compiler import ConditionSchema, compile_condition
+    >>> schema = ConditionSchema(contact={"email": "VARCHAR", "sequences": "VARCHAR[]"},
+    ...     account={})
+    >>> Reads.of([compile_condition("email = 'sequences'", schema)])
+    Reads(sequences=False, enrollment=False, now=False)
+    >>> Reads.of([compile_condition("list_contains(sequences, 'x')", schema)]).sequences
+    True
+    """
+
+    sequences: bool = False
+    enrollment: bool = False
+    now: bool = False
+
+    @classmethod
+    def of(cls, conditions: Iterable[CompiledCondition]) -> Reads:
+        conditions = list(conditions)
+        return cls(
+            sequences=any(c.reads_sequences for c in conditions),
+            enrollment=any(c.reads_enrollment for c in conditions),
+            now=any(c.uses_now for c in conditions),
+        )
 
 
 @dataclass(frozen=True)
@@ -51,6 +87,36 @@ class CompiledSequence:
     def exit_sql(self) -> str | None:
         """Any exit condition true → exit (``exit.where`` entries are ORed: "any ... true")."""
         return " or ".join(f"({c.sql})" for c in self.exit_where) or None
+
+    def conditions(self, phase: Phase) -> list[CompiledCondition]:
+        """The compiled conditions of one phase: the audience's views and ``where``, every
+        step's ``when``, or ``exit.where``."""
+        if phase == "audience":
+            return [*self.views.values(), *self.where]
+        if phase == "step":
+            return [c for conds in self.steps.values() for c in conds]
+        if phase == "exit":
+            return list(self.exit_where)
+        raise ValueError(f"unknown phase {phase!r}")
+
+    def reads(self, *phases: Phase) -> Reads:
+        """What the conditions of ``phases`` (default: all) read; see :class:`Reads`."""
+        return Reads.of(c for phase in phases or PHASES for c in self.conditions(phase))
+
+    @property
+    def reads_sequences(self) -> bool:
+        """Some condition reads ``contact.sequences`` (the tick then builds that list)."""
+        return self.reads().sequences
+
+    @property
+    def reads_enrollment(self) -> bool:
+        """Some step condition reads ``enrollment.*`` (the tick then joins engagement)."""
+        return self.reads("step").enrollment
+
+    @property
+    def reads_now(self) -> bool:
+        """Some condition reads ``now()``/``current_date``: it changes with the occurrence."""
+        return self.reads().now
 
 
 @dataclass

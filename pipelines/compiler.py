@@ -171,6 +171,16 @@ class CompiledCondition:
     columns: frozenset[tuple[str, str]]
     uses_now: bool
 
+    @property
+    def reads_sequences(self) -> bool:
+        """Whether it reads the derived ``contact.sequences`` (the contact's enrolments)."""
+        return ("contact", "sequences") in self.columns
+
+    @property
+    def reads_enrollment(self) -> bool:
+        """Whether it reads an ``enrollment.*`` column (step conditions only)."""
+        return any(alias == "enrollment" for alias, _ in self.columns)
+
 
 def compile_condition(
     text: str,

@@ -66,8 +66,11 @@ def lock_down(con: duckdb.DuckDBPyConnection) -> None:
     This is defence in depth behind the condition compiler: even a filter that slipped past
     the compiler cannot read a file, attach a database or turn access back on. The settings
     hold for the database instance until its last connection closes, so each phase (ingest,
-    tick, send) opens and closes its own connection.
+    tick, send) opens and closes its own connection. Locking a locked instance again is a
+    no-op (a caller may tick several times on one connection).
     """
+    if con.execute("select current_setting('lock_configuration')").fetchone()[0]:
+        return
     con.execute("set enable_external_access = false")
     con.execute("set lock_configuration = true")
 

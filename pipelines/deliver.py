@@ -29,20 +29,19 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
 
 import duckdb
 
 from pipelines import mail
 from pipelines.db import read_sql, transaction
 from pipelines.errors import SequencerError
+from pipelines.instants import as_aware_utc, local_day_bounds, to_naive_utc, utc_now
 from pipelines.models import TASK_ACTIONS, Sequence, Step, User
 from pipelines.render import Renderer, RenderError, record
 from pipelines.tasks import insert_task
 from pipelines.workspace import Workspace
 
 log = logging.getLogger(__name__)
-UTC = dt.UTC
 
 
 def default_backoff(attempt: int) -> float:
@@ -91,10 +90,6 @@ def no_faults(point: FaultPoint, key: str) -> None:
     """The default fault hook: nothing happens."""
 
 
-def _naive_utc(ts: dt.datetime) -> dt.datetime:
-    return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo else ts
-
-
 def _rows(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     names = [d[0] for d in cur.description]
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
@@ -137,11 +132,7 @@ def _load_workspace_tables(con: duckdb.DuckDBPyConnection, ws: Workspace, as_of:
 
 def _local_day(user: User, as_of: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
     """UTC bounds of the user's local calendar day that contains ``as_of``."""
-    tz = ZoneInfo(user.timezone)
-    day = as_of.replace(tzinfo=UTC).astimezone(tz).date()
-    start = dt.datetime.combine(day, dt.time(0), tzinfo=tz)
-    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), tzinfo=tz)
-    return _naive_utc(start), _naive_utc(end)
+    return local_day_bounds(as_of, user.timezone)
 
 
 def _expire(con: duckdb.DuckDBPyConnection, as_of: dt.datetime) -> int:
@@ -304,10 +295,10 @@ def send_due(
     ``env`` (default ``os.environ``) holds the secrets named in users.yaml.
     ``faults`` is called at each outbox transition (see :data:`FaultHook`); tests only.
     """
-    as_of = _naive_utc(as_of)
+    as_of = to_naive_utc(as_of)
     env = dict(os.environ) if env is None else env
     report = SendReport(as_of=as_of)
-    started = dt.datetime.now(UTC).replace(tzinfo=None)
+    started = utc_now()
     _load_workspace_tables(con, ws, as_of)
     report.expired = _expire(con, as_of)
     report.skipped = _skip_unsendable(con, as_of)
@@ -334,7 +325,7 @@ def _record_run(con: duckdb.DuckDBPyConnection, report: SendReport, started: dt.
             f"send-{uuid.uuid4().hex[:12]}",
             report.as_of,
             started,
-            dt.datetime.now(UTC).replace(tzinfo=None),
+            utc_now(),
             json.dumps(report.stats()),
         ],
     )
@@ -477,7 +468,7 @@ class _Sender:
             references=refs,
             unsubscribe_url=unsub,
         )
-        message = mail.build_message(draft, self.clock.now().replace(tzinfo=UTC))
+        message = mail.build_message(draft, as_aware_utc(self.clock.now()))
         return _Prepared(
             kind="email",
             message_id=msg_id,

@@ -19,6 +19,7 @@ import dagster as dg
 
 from pipelines import db
 from pipelines.demo import new_contacts
+from pipelines.instants import as_aware_utc
 from pipelines.occurrences import instant_on, occurs_on
 from pipelines.simulate import simulate_engagement
 from pipelines.workspace import Workspace
@@ -55,7 +56,7 @@ class DemoPlayer:
     def tick(self, at: dt.datetime) -> None:
         """Evaluate the schedule at ``at`` and execute its run request."""
         schedule = self.repo.get_schedule_def("tick_every_15_minutes")
-        context = dg.build_schedule_context(scheduled_execution_time=at.replace(tzinfo=dt.UTC))
+        context = dg.build_schedule_context(scheduled_execution_time=as_aware_utc(at))
         for request in schedule.evaluate_tick(context).run_requests or []:
             result = self.defs.resolve_job_def("tick_job").execute_in_process(
                 run_config={**request.run_config, **QUIET},

@@ -19,7 +19,7 @@ import duckdb
 
 from pipelines.db import transaction
 from pipelines.errors import ConfigError, Location
-from pipelines.occurrences import local_date, to_utc_naive
+from pipelines.instants import local_date, to_naive_utc
 from pipelines.workspace import Workspace
 
 _STATUS = """
@@ -73,7 +73,7 @@ def enroll(
     never enrolled twice in a sequence), ``unknown_contact``.
     """
     _sequence(ws, sequence)
-    at = to_utc_naive(at)
+    at = to_naive_utc(at)
     with transaction(con):
         con.execute(
             f"create or replace temp table enroll_outcomes as {_STATUS}",
@@ -104,7 +104,7 @@ def unenroll(
     active or pending), ``unknown_contact``.
     """
     seq = _sequence(ws, sequence)
-    at = to_utc_naive(at)
+    at = to_naive_utc(at)
     params = {
         "sequence": sequence,
         "contact_ids": list(contact_ids),

@@ -17,9 +17,8 @@ from collections.abc import Iterator
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
+from pipelines.instants import local_date, to_naive_utc
 from pipelines.models import Schedule
-
-UTC = dt.UTC
 
 
 class Occurrence(NamedTuple):
@@ -28,28 +27,6 @@ class Occurrence(NamedTuple):
     sequence: str
     on: dt.date
     at: dt.datetime
-
-
-def to_utc_naive(instant: dt.datetime) -> dt.datetime:
-    """An aware instant converted to naive UTC; a naive one is already UTC.
-
-    >>> to_utc_naive(dt.datetime(2026, 3, 2, 9, 30, tzinfo=ZoneInfo("America/New_York")))
-    datetime.datetime(2026, 3, 2, 14, 30)
-    >>> to_utc_naive(dt.datetime(2026, 3, 2, 9, 30))
-    datetime.datetime(2026, 3, 2, 9, 30)
-    """
-    if instant.tzinfo is None:
-        return instant
-    return instant.astimezone(UTC).replace(tzinfo=None)
-
-
-def local_date(instant: dt.datetime, timezone: str) -> dt.date:
-    """The calendar date in ``timezone`` at a naive-UTC instant.
-
-    >>> local_date(dt.datetime(2026, 3, 3, 3, 0), "America/New_York")
-    datetime.date(2026, 3, 2)
-    """
-    return instant.replace(tzinfo=UTC).astimezone(ZoneInfo(timezone)).date()
 
 
 def occurs_on(day: dt.date, schedule: Schedule) -> bool:
@@ -77,7 +54,7 @@ def instant_on(day: dt.date, schedule: Schedule) -> dt.datetime:
     local = dt.datetime.combine(day, schedule.local_time).replace(
         tzinfo=ZoneInfo(schedule.timezone), fold=0
     )
-    return to_utc_naive(local)
+    return to_naive_utc(local)
 
 
 def occurrence_dates(schedule: Schedule, first: dt.date, last: dt.date) -> Iterator[dt.date]:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo
 
 import duckdb
 
 from pipelines.compiled import CompiledSequence
+from pipelines.instants import local_date
 from pipelines.properties import materialize_contact_state
 
 
@@ -49,8 +49,8 @@ def preview_audience(
 ) -> AudiencePreview:
     """Count the audience at ``occurrence_at`` (naive UTC) and how many each condition keeps."""
     seq = compiled.sequence
-    local = occurrence_at.replace(tzinfo=dt.UTC).astimezone(ZoneInfo(seq.schedule.timezone))
-    params = {"occurrence_at": occurrence_at, "occurrence_on": local.date()}
+    local_on = local_date(occurrence_at, seq.schedule.timezone)
+    params = {"occurrence_at": occurrence_at, "occurrence_on": local_on}
     materialize_contact_state(con, occurrence_at)
     labelled = [(f"view {name}", c.sql) for name, c in compiled.views.items()]
     labelled += [(f"where: {c.source}", c.sql) for c in compiled.where]
@@ -74,7 +74,7 @@ def preview_audience(
         sequence=seq.name,
         record=seq.audience.record,
         occurrence_at=occurrence_at,
-        occurrence_on=local.date(),
+        occurrence_on=local_on,
         contacts=row[0],
         audience=row[-1] if audience else None,
         kept_by={label: row[i + 1] for i, (label, _) in enumerate(labelled)},

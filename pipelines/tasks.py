@@ -14,6 +14,7 @@ import duckdb
 
 from pipelines.db import transaction
 from pipelines.errors import SequencerError
+from pipelines.instants import to_naive_utc
 
 TASK_COLUMNS = (
     "task_id",
@@ -53,8 +54,7 @@ def list_tasks(
 
 def complete_task(con: duckdb.DuckDBPyConnection, task_id: str, at: dt.datetime) -> None:
     """Mark a task done at ``at`` and log ``task_completed``; completing twice is a no-op."""
-    if at.tzinfo is not None:
-        at = at.astimezone(dt.UTC).replace(tzinfo=None)
+    at = to_naive_utc(at)
     row = con.execute(
         "select contact_id, sequence, step, done from tasks where task_id = ?", [task_id]
     ).fetchone()

@@ -51,12 +51,8 @@ from sqlglot import exp
 
 from pipelines.db import SQL_DIR, transaction
 from pipelines.errors import ConfigError, Location
-from pipelines.occurrences import (
-    Occurrence,
-    first_occurrence,
-    occurrences_between,
-    to_utc_naive,
-)
+from pipelines.instants import to_naive_utc, utc_now
+from pipelines.occurrences import Occurrence, first_occurrence, occurrences_between
 from pipelines.workspace import Workspace
 
 _ENV = Environment(
@@ -79,7 +75,6 @@ def literal(value: object) -> str:
 # Values spliced into SQL structure (step ids, action kinds) become sqlglot literals.
 _ENV.filters["literal"] = literal
 _PARAM = re.compile(r"\$([A-Za-z_]\w*)")
-_WORD = {name: re.compile(rf"\b{name}\b") for name in ("sequences", "enrollment", "occurrence")}
 
 
 @dataclass
@@ -142,10 +137,6 @@ def _execute(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -
 
 def _materialize(con, table: str, sql: str, params: dict[str, Any]) -> None:
     _execute(con, f"create or replace temp table {table} as {sql}", params)
-
-
-def _reads(word: str, *sqls: str | None) -> bool:
-    return any(s and _WORD[word].search(s) for s in sqls)
 
 
 # --- state --------------------------------------------------------------------------------
@@ -226,7 +217,8 @@ def _start_run(con, groups: list[list[Occurrence]], compilation) -> set[str]:
     - ``instant_contacts``: the view over the static rows and the instant's window rows;
     - ``tick_email_activities``: the opens/clicks that can belong to an enrolment's email;
     - ``tick_audience_static``: the static contacts in the audience of every sequence whose
-      audience reads neither ``occurrence`` nor ``sequences`` (int_audience_static.sql).
+      audience reads neither ``now()`` nor ``sequences`` (``CompiledSequence.reads``; the
+      SQL is int_audience_static.sql).
 
     Returns the names of those sequences (their entries read ``tick_audience_static``).
     """
@@ -269,10 +261,7 @@ def _start_run(con, groups: list[list[Occurrence]], compilation) -> set[str]:
         "create or replace temp view instant_contacts as "
         "select * from tick_contacts_static union all by name select * from tick_contacts_window"
     )
-    if any(
-        _reads("enrollment", *(c.step_sql(s.id) for s in c.sequence.steps))
-        for c in compilation.sequences.values()
-    ):
+    if any(c.reads_enrollment for c in compilation.sequences.values()):
         # an open/click counts only after the enrolment: the earliest active one bounds it
         _execute(
             con,
@@ -300,8 +289,8 @@ def _precompute_audiences(con, groups: list[list[Occurrence]], compilation) -> s
         {"name": name, "record": c.sequence.audience.record, "audience_sql": c.audience_sql}
         for name in names
         if (c := compilation.sequences[name]).audience_sql
-        and not _reads("sequences", c.audience_sql)
-        and not _reads("occurrence", c.audience_sql)
+        and not (reads := c.reads("audience")).sequences
+        and not reads.now
     ]
     if not batch:
         return set()
@@ -438,14 +427,13 @@ def _process_occurrence(
     ]
     exit_sql = compiled.exit_sql
     audience_sql = compiled.audience_sql
-    step_sqls = [s["sql"] for s in steps]
     params = {
         "sequence": seq.name,
         "occurrence_at": occ.at,
         "occurrence_on": occ.on,
         "exclusive_with": list(seq.exclusive_with),
         "step_ids": [s.id for s in seq.steps],
-        "decided_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
+        "decided_at": utc_now(),
         "run_id": run_id,
     }
     con.execute(
@@ -472,7 +460,7 @@ def _process_occurrence(
         exit=seq.exit,
         exit_sql=exit_sql,
         exit_branches=exit_branches,
-        with_sequences=_reads("sequences", exit_sql),
+        with_sequences=compiled.reads("exit").sequences,
     )
     if exit_branches:
         _materialize(con, "tick_exits", sql, params)
@@ -493,7 +481,7 @@ def _process_occurrence(
             prevent_duplicate_emails=seq.audience.prevent_duplicate_emails,
             exclusive_with=bool(seq.exclusive_with),
             precomputed=seq.name in precomputed,
-            with_sequences=_reads("sequences", exit_sql, audience_sql),
+            with_sequences=compiled.reads("exit", "audience").sequences,
         )
         _materialize(con, "tick_entries", sql, params)
         _execute(con, _ENTRY_DML, params)
@@ -526,8 +514,8 @@ def _process_occurrence(
         smart=smart,
         interval_days=seq.interval_days,
         duration_days=seq.duration_days,
-        uses_enrollment=_reads("enrollment", *step_sqls),
-        with_sequences=_reads("sequences", *step_sqls),
+        uses_enrollment=compiled.reads("step").enrollment,
+        with_sequences=compiled.reads("step").sequences,
     )
     _materialize(con, "tick_actions", sql, params)
     _execute(con, _ACTION_DML, params)
@@ -652,10 +640,6 @@ def _process_group(
     ]
 
 
-def _utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
 def run_tick(con: duckdb.DuckDBPyConnection, ws: Workspace, compilation, as_of: dt.datetime):
     """Process every unprocessed occurrence with instant ≤ ``as_of``; record a ``runs`` row.
 
@@ -663,9 +647,9 @@ def run_tick(con: duckdb.DuckDBPyConnection, ws: Workspace, compilation, as_of: 
     ledger consistent and the next run resumes where this one stopped. Re-running the same
     ``as_of`` finds nothing to do and changes nothing but the ``runs`` log.
     """
-    as_of = to_utc_naive(as_of)
+    as_of = to_naive_utc(as_of)
     report = RunReport(run_id=uuid.uuid4().hex, as_of=as_of)
-    started = _utc_now()
+    started = utc_now()
     with transaction(con):
         starts = _register_sequences(con, compilation, as_of)
         _check_late_activities(con)
@@ -679,7 +663,7 @@ def run_tick(con: duckdb.DuckDBPyConnection, ws: Workspace, compilation, as_of: 
     con.execute(
         "insert into runs (run_id, kind, as_of, started_at, finished_at, stats) "
         "values (?, 'tick', ?, ?, ?, ?)",
-        [report.run_id, as_of, started, _utc_now(), json.dumps(report.stats())],
+        [report.run_id, as_of, started, utc_now(), json.dumps(report.stats())],
     )
     return report
 
@@ -697,7 +681,7 @@ def preview_occurrence(
     """
     if sequence not in compilation.sequences:
         raise ConfigError("unknown or invalid sequence", Location(sequence=sequence))
-    as_of = to_utc_naive(as_of)
+    as_of = to_naive_utc(as_of)
     report = RunReport(run_id="preview", as_of=as_of)
     con.execute("begin transaction")
     try:

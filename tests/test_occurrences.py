@@ -6,15 +6,14 @@ import datetime as dt
 
 import pytest
 
+from pipelines.instants import local_date, to_naive_utc
 from pipelines.models import Schedule
 from pipelines.occurrences import (
     first_occurrence,
     instant_on,
     latest_at_or_before,
-    local_date,
     next_after,
     occurrences_between,
-    to_utc_naive,
 )
 
 D = dt.date
@@ -69,7 +68,7 @@ def test_occurrences_between_bounds_are_inclusive():
 def test_local_date_and_utc():
     assert local_date(T(2026, 3, 2, 20, 0), "Asia/Kolkata") == D(2026, 3, 3)
     aware = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
-    assert to_utc_naive(aware) == T(2026, 3, 2, 14, 0)
+    assert to_naive_utc(aware) == T(2026, 3, 2, 14, 0)
 
 
 def test_first_occurrence_rules():

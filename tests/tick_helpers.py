@@ -9,19 +9,18 @@ from typing import Any
 
 import duckdb
 
-from pipelines.compiled import compile_workspace
-from pipelines.compiler import ConditionSchema
 from pipelines.db import connect
-from pipelines.tick import RunReport, run_tick
-from pipelines.workspace import load_workspace
+from pipelines.instants import parse_instant
+from pipelines.project import Project
+from pipelines.tick import RunReport
 from tests.workspace_helpers import write_workspace
 
 T0 = dt.datetime(2026, 1, 1)
 
 
 def ts(text: str) -> dt.datetime:
-    """``'2026-03-02 14:00'`` → naive UTC datetime."""
-    return dt.datetime.fromisoformat(text)
+    """``'2026-03-02 14:00'`` → naive UTC datetime (the engine's parser: no offset = UTC)."""
+    return parse_instant(text)
 
 
 def open_db(tmp_path: Path) -> duckdb.DuckDBPyConnection:
@@ -66,16 +65,19 @@ def write_sequences(root: Path, sequences: dict[str, str], **kwargs: Any) -> Pat
 
 
 def compile_root(con: duckdb.DuckDBPyConnection, root: Path):
-    ws = load_workspace(root)
-    compilation = compile_workspace(ws, ConditionSchema.from_database(con))
+    project = Project(root)
+    ws = project.workspace()
+    compilation = project.compile(con, ws)
     assert not compilation.errors, [str(e) for e in compilation.errors]
     return ws, compilation
 
 
 def tick(con: duckdb.DuckDBPyConnection, root: Path, as_of: str | dt.datetime) -> RunReport:
-    """Read the workspace as it is now and run one tick at ``as_of``."""
-    ws, compilation = compile_root(con, root)
-    return run_tick(con, ws, compilation, ts(as_of) if isinstance(as_of, str) else as_of)
+    """Read the workspace as it is now and run one tick at ``as_of`` on ``con``: the
+    production path (``Project.run``: compile, lock the connection down, tick)."""
+    result = Project(root).run(ts(as_of) if isinstance(as_of, str) else as_of, con=con)
+    assert not result.problems, [str(e) for e in result.problems]
+    return result.report
 
 
 def enrollments(con: duckdb.DuckDBPyConnection, sequence: str | None = None) -> list[tuple]:

@@ -1,12 +1,12 @@
 """Jobs, the 15-minute tick schedule and the sensor for new import files."""
 
-import datetime as dt
 import hashlib
 import json
 
 import dagster as dg
 
 from pipelines.defs.resources import AS_OF_TAG, SequencerResource, as_of_run_config
+from pipelines.instants import as_of_or_now
 
 IMPORT_ASSETS = dg.AssetSelection.assets("accounts", "contacts", "activities")
 # A failed run is retried from the failed step with the same config and tags, hence the same
@@ -37,15 +37,14 @@ tick_job = dg.define_asset_job(
 def tick_every_15_minutes(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     """One tick per quarter hour; as_of is the scheduled instant, so a late or retried run
     decides exactly as an on-time one (SPEC 6)."""
-    scheduled = context.scheduled_execution_time or dt.datetime.now(dt.UTC)
-    as_of = scheduled.astimezone(dt.UTC).replace(tzinfo=None).isoformat()
+    as_of = as_of_or_now(context.scheduled_execution_time).isoformat()
     return dg.RunRequest(run_key=as_of, run_config=as_of_run_config(as_of), tags={AS_OF_TAG: as_of})
 
 
 def import_listing(sequencer: SequencerResource) -> dict[str, int]:
     """``{file name: mtime_ns}`` of imports/; dot-files and *.tmp/*.part (copies in flight)
     are not listed: drop a file by writing it elsewhere and renaming it in."""
-    folder = sequencer.project / "imports"
+    folder = sequencer.project.root / "imports"
     if not folder.is_dir():
         return {}
     return {

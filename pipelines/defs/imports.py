@@ -17,7 +17,7 @@ def import_files(sequencer: SequencerResource, entity: str) -> list:
     from pipelines.errors import IngestError
     from pipelines.ingest import detect_entity
 
-    folder = sequencer.project / "imports"
+    folder = sequencer.project.root / "imports"
     found = []
     for path in sorted(folder.glob("*")) if folder.is_dir() else []:
         try:
@@ -29,10 +29,8 @@ def import_files(sequencer: SequencerResource, entity: str) -> list:
 
 
 def ingest_entity(context, sequencer: SequencerResource, entity: str, tag: str):
-    from pipelines.ingest import ingest_file
-
-    with sequencer.connect() as con:
-        results = [ingest_file(con, p, tag=tag or None) for p in import_files(sequencer, entity)]
+    files = import_files(sequencer, entity)
+    results = sequencer.project.ingest(files, tag=tag or None) if files else []
     for r in results:
         context.log.info(
             f"{r.file}: {r.loaded} loaded, {r.updated} updated, "

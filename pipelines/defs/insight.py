@@ -15,16 +15,11 @@ from pipelines.defs.resources import RETRY, WRITER_POOL, SequencerResource
 def metrics(sequencer: SequencerResource) -> dg.MaterializeResult:
     """Tables ``sequence_metrics`` and ``step_metrics``; then publish the reader snapshot
     (docs/readers.md) so notebooks and ad-hoc readers never wait for a run."""
-    from pipelines.metrics import build_metrics, metrics_table, publish_snapshot
-
-    with sequencer.connect() as con:
-        rows = build_metrics(con)
-        table = metrics_table(con)
-        snapshot = publish_snapshot(sequencer.database, sequencer.snapshot)
+    found = sequencer.project.metrics()
     return dg.MaterializeResult(
         metadata={
-            **rows,
-            "snapshot": dg.MetadataValue.path(str(snapshot)),
-            "totals": dg.MetadataValue.md(f"```\n{table}\n```"),
+            **found.rows,
+            "snapshot": dg.MetadataValue.path(str(found.snapshot)),
+            "totals": dg.MetadataValue.md(f"```\n{found.table}\n```"),
         }
     )

@@ -1,4 +1,5 @@
-"""The ``sequencer`` resource (project directory, database) and the as-of rule of a run."""
+"""The ``sequencer`` resource (a :class:`Project`: workspace and database) and the as-of rule
+of a run."""
 
 import datetime as dt
 import os
@@ -10,7 +11,8 @@ import dagster as dg
 import duckdb
 
 from pipelines import db
-from pipelines.metrics import DEFAULT_SNAPSHOT
+from pipelines.instants import as_of_or_now
+from pipelines.project import Project
 
 AS_OF_TAG = "sequencer/as_of"
 WRITER_POOL = "duckdb_writer"
@@ -20,36 +22,30 @@ RETRY = dg.RetryPolicy(max_retries=3, delay=20, backoff=dg.Backoff.EXPONENTIAL)
 
 
 class SequencerResource(dg.ConfigurableResource):
-    """Where the workspace and the database are; empty paths mean the CLI's defaults."""
+    """Where the workspace and the database are; empty paths mean the CLI's defaults.
+    Assets call the engine through :attr:`project` (the CLI's :class:`Project`)."""
 
     project_dir: str = "."
     db_path: str = ""
     snapshot_path: str = ""
 
     @property
-    def project(self) -> Path:
-        return Path(self.project_dir).resolve()
+    def project(self) -> Project:
+        """The engine's entry point, acting as the operator (the scheduler's case)."""
+        return Project(
+            self.project_dir,
+            db_path=self.db_path or None,
+            snapshot_path=self.snapshot_path or None,
+        )
 
     @property
     def database(self) -> Path:
-        return Path(self.db_path) if self.db_path else db.default_db_path(self.project)
-
-    @property
-    def snapshot(self) -> Path:
-        return Path(self.snapshot_path) if self.snapshot_path else self.project / DEFAULT_SNAPSHOT
+        return self.project.db_path
 
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = db.connect(self.database)
-        try:
+        with self.project.connection() as con:
             yield con
-        finally:
-            con.close()
-
-    def workspace(self):
-        from pipelines.workspace import load_workspace
-
-        return load_workspace(self.project, strict=False)  # a broken file skips only itself
 
 
 class AsOfConfig(dg.Config):
@@ -61,11 +57,7 @@ class AsOfConfig(dg.Config):
 
 def resolve_as_of(context: dg.AssetExecutionContext, config: AsOfConfig) -> dt.datetime:
     """Run config first, then the schedule's tag, then now — as naive UTC."""
-    text = config.as_of or context.run.tags.get(AS_OF_TAG, "")
-    if not text:
-        return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    value = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
+    return as_of_or_now(config.as_of or context.run.tags.get(AS_OF_TAG, ""))
 
 
 def as_of_run_config(as_of: str) -> dict:

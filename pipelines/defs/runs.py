@@ -32,24 +32,15 @@ def tick(
     context: dg.AssetExecutionContext, config: AsOfConfig, sequencer: SequencerResource
 ) -> dg.MaterializeResult:
     """Process every occurrence due at ``as_of``: exits, entries, step actions, tasks."""
-    from pipelines import db
-    from pipelines.compiled import compile_workspace
-    from pipelines.compiler import ConditionSchema
-    from pipelines.tick import run_tick
-
-    as_of = resolve_as_of(context, config)
-    ws = sequencer.workspace()
-    with sequencer.connect() as con:
-        compilation = compile_workspace(ws, ConditionSchema.from_database(con))
-        for error in compilation.errors:
-            context.log.warning(f"left out of this tick: {error}")
-        db.lock_down(con)  # analyst SQL runs next; this process ingests nothing afterwards
-        report = run_tick(con, ws, compilation, as_of)
+    # compile → lock → tick, as the CLI does; this process ingests nothing afterwards
+    result = sequencer.project.run(resolve_as_of(context, config))
+    for error in result.problems:
+        context.log.warning(f"left out of this tick: {error}")
     return dg.MaterializeResult(
         metadata={
-            "as_of": as_of.isoformat(),
-            "run_id": report.run_id,
-            "stats": dg.MetadataValue.json(report.stats()),
+            "as_of": result.as_of.isoformat(),
+            "run_id": result.report.run_id,
+            "stats": dg.MetadataValue.json(result.report.stats()),
         }
     )
 
@@ -61,15 +52,10 @@ def send(
     context: dg.AssetExecutionContext, config: AsOfConfig, sequencer: SequencerResource
 ) -> dg.MaterializeResult:
     """Send every due action once (idempotency keys), defer over-limit emails, create tasks."""
-    from pipelines.deliver import send_due
-
-    as_of = resolve_as_of(context, config)
-    with sequencer.connect() as con:
-        report = send_due(con, sequencer.workspace(), as_of)
-    problems = getattr(report, "problems", [])
-    for problem in problems:
+    report = sequencer.project.send(resolve_as_of(context, config))
+    for problem in report.problems:
         context.log.warning(" / ".join(map(str, problem)))
-    return dg.MaterializeResult(metadata={**_counts(report), "problems": len(problems)})
+    return dg.MaterializeResult(metadata={**_counts(report), "problems": len(report.problems)})
 
 
 def _output_check(name: str, description: str):

@@ -23,13 +23,8 @@ def contact_properties(
 ) -> dg.MaterializeResult:
     """Table ``contact_properties``: every contact's derived properties as of the run, for
     analysts and the UI (the tick computes its own, per occurrence instant)."""
-    from pipelines.properties import materialize_contact_state
-
     as_of = resolve_as_of(context, config)
-    with sequencer.connect() as con:
-        materialize_contact_state(con, as_of, table="contact_state_now")
-        con.execute("create or replace table contact_properties as select * from contact_state_now")
-        rows = con.execute("select count(*) from contact_properties").fetchone()[0]
+    rows = sequencer.project.contact_properties(as_of)
     return dg.MaterializeResult(metadata={"as_of": as_of.isoformat(), "contacts": rows})
 
 
@@ -64,12 +59,7 @@ def describe(compilation) -> dict[str, dict]:
 )
 def compiled_sequences(sequencer: SequencerResource) -> dg.MaterializeResult:
     """Every sequence file compiled to SQL; a broken one is reported and left out of the tick."""
-    from pipelines.compiled import compile_workspace
-    from pipelines.compiler import ConditionSchema
-
-    with sequencer.connect() as con:
-        schema = ConditionSchema.from_database(con)
-    compilation = compile_workspace(sequencer.workspace(), schema)
+    compilation = sequencer.project.compile()
     errors = [str(e) for e in compilation.errors]
     return dg.MaterializeResult(
         metadata={

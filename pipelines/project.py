@@ -1,0 +1,307 @@
+"""The one entry point to the engine: a workspace, its database and their compilation.
+
+Modelled on sqlmesh's ``Context``: the command line (:mod:`pipelines.cli`), the Dagster
+resource (:mod:`pipelines.defs.resources`), the tests and the benches all call a
+:class:`Project`, so each of them runs the production path. For a tick that path is
+compile → warn about (and leave out) broken sequences → lock the connection → tick.
+
+A project acts as ``user`` (SPEC 9); ``None`` is the operator with full access (the
+scheduler's case). Who may do what is checked here, before anything is written: ``run``,
+``send`` and the review of unknowns are for the operator or an admin; ``preview``,
+``enroll``, ``unenroll`` and ``metrics --sequence`` need a sequence the user may use; a task
+is completed by its owner (or the operator).
+
+Each method opens and closes its own connection (DuckDB: one writer process per file), or
+uses ``con`` when the caller passes one (tests and benches keep theirs open). ``run`` and
+``preview`` lock that connection down (:func:`pipelines.db.lock_down`): the lock holds for the
+database instance until its last connection closes, so a caller that locked a connection
+opens a fresh one (after closing it) for anything that reads files, such as an ingest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from pipelines import db, enrollment
+from pipelines import tasks as task_queue
+from pipelines.compiled import Compilation, CompiledSequence, compile_workspace
+from pipelines.compiler import ConditionSchema
+from pipelines.deliver import SendReport, list_unknown, resolve_unknown, send_due
+from pipelines.errors import ErrorList, PermissionDenied, SequencerError
+from pipelines.ingest import IngestResult, ingest_files
+from pipelines.instants import as_of_or_now
+from pipelines.metrics import DEFAULT_SNAPSHOT, build_metrics, metrics_table, publish_snapshot
+from pipelines.models import Sequence
+from pipelines.preview import AudiencePreview, preview_audience
+from pipelines.properties import materialize_contact_state
+from pipelines.scope import Actor, require_sequence, resolve_actor, sees_all, visible_sequences
+from pipelines.tick import RunReport, preview_occurrence, run_tick
+from pipelines.workspace import Workspace, load_workspace
+
+RUN_REFUSED = "run ticks every sequence: it is for the operator or an admin"
+SEND_REFUSED = "send and its review are for the operator or an admin"
+
+Instant = str | dt.datetime | None
+"""An ``as_of``: ISO-8601 text (no offset = UTC), a datetime (naive = UTC), or None = now."""
+
+
+@dataclass
+class RunResult:
+    """One tick: its report, and the sequences left out because they do not compile."""
+
+    as_of: dt.datetime
+    report: RunReport
+    problems: list[SequencerError] = field(default_factory=list)
+    compile_seconds: float = 0.0
+
+
+@dataclass
+class Validation:
+    """What ``validate`` found among the sequences the user may see."""
+
+    compiled: list[CompiledSequence]
+    problems: list[SequencerError]
+    no_contacts: bool
+
+
+@dataclass
+class PreviewResult:
+    """A sequence's audience now and what its next occurrence would decide."""
+
+    sequence: Sequence
+    audience: AudiencePreview
+    next_occurrence: dict[str, Any]
+
+
+@dataclass
+class MetricsResult:
+    rows: dict[str, int]
+    table: str
+    snapshot: Path
+
+
+class Project:
+    """A workspace directory and its DuckDB file, acting as ``user`` (None: the operator).
+
+    >>> p = Project("/ws")
+    >>> p.db_path.as_posix(), p.snapshot_path.as_posix(), p.user is None
+    ('/ws/.sequencer/sequencer.duckdb', '/ws/.sequencer/snapshot.duckdb', True)
+    """
+
+    def __init__(
+        self,
+        root: Path | str = ".",
+        db_path: Path | str | None = None,
+        user: str | None = None,
+        *,
+        snapshot_path: Path | str | None = None,
+    ) -> None:
+        self.root = Path(root).resolve()
+        self.db_path = Path(db_path) if db_path else db.default_db_path(self.root)
+        self.snapshot_path = Path(snapshot_path) if snapshot_path else self.root / DEFAULT_SNAPSHOT
+        self.user = user or None
+
+    # --- parts ---------------------------------------------------------------------------
+
+    def connect(self, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+        return db.connect(self.db_path, read_only=read_only)
+
+    @contextmanager
+    def connection(
+        self, con: duckdb.DuckDBPyConnection | None = None
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """``con`` when given (left open), else a new connection closed on exit."""
+        if con is not None:
+            yield con
+            return
+        con = self.connect()
+        try:
+            yield con
+        finally:
+            con.close()
+
+    def workspace(self) -> Workspace:
+        """The files as they are now; a broken sequence file leaves out only itself."""
+        return load_workspace(self.root, strict=False)
+
+    def actor(self, ws: Workspace) -> Actor:
+        return resolve_actor(ws, self.user)
+
+    def _require_admin(self, ws: Workspace, refusal: str) -> None:
+        """Run and send act on every user's sequences: the operator or an admin only."""
+        if not self.actor(ws).is_operator and not ws.users.can(self.user or "", "admin"):
+            raise PermissionDenied(refusal)
+
+    def compile(
+        self, con: duckdb.DuckDBPyConnection | None = None, ws: Workspace | None = None
+    ) -> Compilation:
+        """Compile every sequence against the database's columns (custom ones included)."""
+        ws = ws or self.workspace()
+        with self.connection(con) as c:
+            schema = ConditionSchema.from_database(c)
+        return compile_workspace(ws, schema)
+
+    # --- sequences -------------------------------------------------------------------------
+
+    def sequences(self) -> tuple[Actor, list[Sequence], list[SequencerError]]:
+        """The acting user, the sequences they may see, and the workspace's problems."""
+        ws = self.workspace()
+        actor = self.actor(ws)
+        return actor, visible_sequences(ws, actor), ws.problems
+
+    def validate(self) -> Validation:
+        """Compile the workspace; keep what concerns the sequences the user may see."""
+        ws = self.workspace()
+        names = {s.name for s in visible_sequences(ws, self.actor(ws))}
+        with self.connection() as con:
+            compilation = self.compile(con, ws)
+            no_contacts = con.execute("select count(*) from contacts").fetchone()[0] == 0
+        return Validation(
+            compiled=[compilation.sequences[n] for n in sorted(names & set(compilation.sequences))],
+            problems=[
+                e
+                for e in compilation.errors
+                if e.location.sequence is None or e.location.sequence in names
+            ],
+            no_contacts=no_contacts,
+        )
+
+    # --- the run ---------------------------------------------------------------------------
+
+    def run(
+        self, as_of: Instant = None, *, con: duckdb.DuckDBPyConnection | None = None
+    ) -> RunResult:
+        """One tick at ``as_of``: compile, lock the connection, process every due occurrence.
+
+        Broken sequences are left out of the tick and returned in ``problems`` (they miss
+        these occurrences for good: docs/decisions.md); the caller prints or logs them.
+        """
+        ws = self.workspace()
+        self._require_admin(ws, RUN_REFUSED)
+        at = as_of_or_now(as_of)
+        with self.connection(con) as c:
+            started = time.perf_counter()
+            compilation = self.compile(c, ws)
+            compiled = time.perf_counter()
+            db.lock_down(c)  # analyst SQL runs next
+            report = run_tick(c, ws, compilation, at)
+        return RunResult(at, report, list(compilation.errors), compiled - started)
+
+    def send(
+        self, as_of: Instant = None, *, con: duckdb.DuckDBPyConnection | None = None, **options: Any
+    ) -> SendReport:
+        """Carry out every due action once (``options``: see :func:`deliver.send_due`)."""
+        ws = self.workspace()
+        self._require_admin(ws, SEND_REFUSED)
+        with self.connection(con) as c:
+            return send_due(c, ws, as_of_or_now(as_of), **options)
+
+    def review(self) -> list[dict[str, Any]]:
+        """Actions in status ``unknown`` (claimed, outcome not recorded)."""
+        self._require_admin(self.workspace(), SEND_REFUSED)
+        with self.connection() as con:
+            return list_unknown(con)
+
+    def mark(self, key: str, outcome: str) -> None:
+        """Settle an ``unknown`` action: ``sent`` or ``retry``."""
+        self._require_admin(self.workspace(), SEND_REFUSED)
+        with self.connection() as con:
+            resolve_unknown(con, key, outcome)
+
+    def preview(
+        self, sequence: str, as_of: Instant = None, *, sample_size: int = 10
+    ) -> PreviewResult:
+        """The audience as the next occurrence will see it, and what that occurrence would
+        decide; on a locked connection, and nothing is written."""
+        ws = self.workspace()
+        seq = require_sequence(ws, self.actor(ws), sequence)
+        at = as_of_or_now(as_of)
+        with self.connection() as con:
+            compilation = self.compile(con, ws)
+            problems = [e for e in compilation.errors if e.location.sequence == seq.name]
+            if problems:
+                raise ErrorList(problems)
+            db.lock_down(con)
+            nxt = preview_occurrence(con, ws, compilation, seq.name, at)
+            at = nxt.get("occurrence_at") or at  # now() = the occurrence's instant
+            audience = preview_audience(
+                con, compilation.sequences[seq.name], at, sample_size=sample_size
+            )
+        return PreviewResult(sequence=seq, audience=audience, next_occurrence=nxt)
+
+    def contact_properties(self, as_of: Instant = None) -> int:
+        """Table ``contact_properties``: every contact's derived properties at ``as_of``."""
+        with self.connection() as con:
+            materialize_contact_state(con, as_of_or_now(as_of), table="contact_state_now")
+            con.execute(
+                "create or replace table contact_properties as select * from contact_state_now"
+            )
+            return con.execute("select count(*) from contact_properties").fetchone()[0]
+
+    def metrics(self, sequence: str | None = None) -> MetricsResult:
+        """Rebuild the metrics, tabulate what the user may see, publish the reader snapshot."""
+        ws = self.workspace()
+        actor = self.actor(ws)
+        if sequence and (sequence in ws.sequences or not sees_all(ws, actor)):
+            require_sequence(ws, actor, sequence)
+        only = None if sees_all(ws, actor) else [s.name for s in visible_sequences(ws, actor)]
+        with self.connection() as con:
+            rows = build_metrics(con)
+            table = metrics_table(con, sequence, only=only)
+            snapshot = publish_snapshot(self.db_path, self.snapshot_path)
+        return MetricsResult(rows=rows, table=table, snapshot=snapshot)
+
+    # --- operations ------------------------------------------------------------------------
+
+    def ingest(
+        self, paths: list[Path] | None = None, *, tag: str | None = None
+    ) -> list[IngestResult]:
+        """Load files (default: every file of ``imports/``); accounts, contacts, activities."""
+        if paths is None:
+            paths = sorted(p for p in (self.root / "imports").glob("*") if p.is_file())
+        if not paths:
+            raise SequencerError("no files to ingest (give FILES or drop them into imports/)")
+        with self.connection() as con:
+            return ingest_files(con, paths, tag=tag)
+
+    def enroll(self, sequence: str, contact_ids: list[str], at: Instant = None) -> dict:
+        """Request manual enrolment; the contacts enter at the sequence's next occurrence."""
+        return self._enrolment(enrollment.enroll, sequence, contact_ids, at)
+
+    def unenroll(self, sequence: str, contact_ids: list[str], at: Instant = None) -> dict:
+        """Take contacts out of a sequence now (exit reason ``manual``)."""
+        return self._enrolment(enrollment.unenroll, sequence, contact_ids, at)
+
+    def _enrolment(self, fn, sequence: str, contact_ids: list[str], at: Instant) -> dict:
+        ws = self.workspace()
+        require_sequence(ws, self.actor(ws), sequence)
+        with self.connection() as con:
+            return fn(con, ws, sequence, contact_ids, as_of_or_now(at))
+
+    def tasks(self, user: str | None = None, *, include_done: bool = False) -> list[dict]:
+        """One user's task queue (default: the acting user's)."""
+        self.actor(self.workspace())  # an unknown acting user is refused
+        user = user or self.user
+        if not user:
+            raise SequencerError("tasks lists one user's queue: give --user U")
+        with self.connection() as con:
+            return task_queue.list_tasks(con, user, include_done=include_done)
+
+    def complete_task(self, task_id: str, at: Instant = None) -> None:
+        """Mark a task done (its owner or the operator) and log ``task_completed``."""
+        actor = self.actor(self.workspace())
+        with self.connection() as con:
+            owner = con.execute(
+                "select owner_id from tasks where task_id = ?", [task_id]
+            ).fetchone()
+            if owner and not (actor.is_operator or owner[0] == actor.user_id):
+                raise PermissionDenied(f"task {task_id!r} belongs to {owner[0]!r}")
+            task_queue.complete_task(con, task_id, as_of_or_now(at))
