@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from jinja2 import Environment, TemplateSyntaxError
+from jinja2 import TemplateSyntaxError
 
 from pipelines.compiler import CompiledCondition, ConditionSchema, compile_conditions
 from pipelines.errors import ConfigError, ErrorList, Location, SequencerError
 from pipelines.models import Sequence
+from pipelines.render import SequencerSandbox
 from pipelines.workspace import Workspace
 
 
@@ -162,7 +163,7 @@ def check_references(ws: Workspace, seq: Sequence) -> list[SequencerError]:
                     Location(file=file, sequence=seq.name, field="exclusive_with"),
                 )
             )
-    env = Environment()
+    env = SequencerSandbox()  # the environment that renders them
     for i, step in enumerate(seq.steps):
         loc = Location(file=file, sequence=seq.name, step=step.id)
         for key in ("from_", "reply_to"):
