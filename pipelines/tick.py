@@ -139,21 +139,7 @@ def _apply_activity_delta(
     """
     sql = sqlrun.render("tick/int_activity_delta.sql", from_at=from_at is not None, source=source)
     sqlrun.materialize(con, "activity_delta", sql, {"from_at": from_at, "to_at": to_at})
-    con.execute(
-        """
-        insert into contact_activity_state by name (
-            select * exclude (activities) from activity_delta
-        )
-        on conflict (contact_id) do update set
-            last_activity_type = excluded.last_activity_type,
-            last_activity_at = excluded.last_activity_at,
-            last_contacted_type = coalesce(excluded.last_contacted_type, last_contacted_type),
-            last_contacted_at = coalesce(excluded.last_contacted_at, last_contacted_at),
-            unsubscribed_at = coalesce(unsubscribed_at, excluded.unsubscribed_at),
-            bounced_at = coalesce(bounced_at, excluded.bounced_at),
-            last_replied_at = coalesce(excluded.last_replied_at, last_replied_at)
-        """
-    )
+    sqlrun.execute(con, "tick/dml_upsert_activity_state.sql")
     return con.execute("select coalesce(sum(activities), 0) from activity_delta").fetchone()[0]
 
 
@@ -291,44 +277,8 @@ def _advance_state(con, to_at: dt.datetime) -> None:
     _set_watermark(con, to_at, counted + activities)
     if changed == 0:
         return
-    con.execute(
-        """
-        create or replace temp table tick_state_changed as
-        select
-            delta.contact_id,
-            delta.last_activity_type,
-            delta.last_activity_at,
-            coalesce(delta.last_contacted_type, state.last_contacted_type)
-                as last_contacted_type,
-            coalesce(delta.last_contacted_at, state.last_contacted_at) as last_contacted_at,
-            coalesce(state.unsubscribed_at, delta.unsubscribed_at) as unsubscribed_at,
-            coalesce(state.bounced_at, delta.bounced_at) as bounced_at,
-            coalesce(delta.last_replied_at, state.last_replied_at) as last_replied_at,
-            state.contact_id is null as __new,
-        from activity_delta as delta
-        left join tick_window_state as state using (contact_id)
-        """
-    )
-    # tick_window_state mirrors contact_activity_state for the window's contacts, so __new
-    # says which rows to insert; the others are updated (`insert or replace` cost twice as
-    # much: a merge against every state row)
-    con.execute(
-        """
-        update contact_activity_state set
-            last_activity_type = changed.last_activity_type,
-            last_activity_at = changed.last_activity_at,
-            last_contacted_type = changed.last_contacted_type,
-            last_contacted_at = changed.last_contacted_at,
-            unsubscribed_at = changed.unsubscribed_at,
-            bounced_at = changed.bounced_at,
-            last_replied_at = changed.last_replied_at
-        from tick_state_changed as changed
-        where contact_activity_state.contact_id = changed.contact_id
-          and not changed.__new;
-        insert into contact_activity_state by name
-        select * exclude (__new) from tick_state_changed where __new;
-        """
-    )
+    sqlrun.materialize(con, "tick_state_changed", sqlrun.render("tick/int_state_changed.sql"))
+    sqlrun.execute(con, "tick/dml_apply_state_changes.sql")
     for table in ("tick_window_state", "tick_contacts_window"):
         con.execute(
             f"delete from {table} where contact_id in (select contact_id from tick_state_changed)"
