@@ -105,14 +105,26 @@ def run(
 def execute(
     con: duckdb.DuckDBPyConnection, name: str, params: Any = None, **context: Any
 ) -> duckdb.DuckDBPyConnection:
-    """Render ``sql/<name>`` with ``context`` and run it with ``params``."""
+    """Render ``sql/<name>`` with ``context`` and run it with ``params``.
+
+    >>> con = duckdb.connect()
+    >>> _ = execute(con, "schema.sql", {"unused": 1})
+    >>> con.execute("select count(*) from contacts").fetchone()
+    (0,)
+    """
     return run(con, render(name, **context), params)
 
 
 def materialize(
     con: duckdb.DuckDBPyConnection, table: str, statement: str, params: Any = None
 ) -> None:
-    """``create or replace temp table <table> as <statement>``, binding what it uses."""
+    """``create or replace temp table <table> as <statement>``, binding what it uses.
+
+    >>> con = duckdb.connect()
+    >>> materialize(con, "picked", "select $x as x", {"x": 1, "y": 2})
+    >>> con.execute("select * from picked").fetchall()
+    [(1,)]
+    """
     run(con, f"create or replace temp table {ident(table)} as {statement}", params)
 
 
