@@ -12,11 +12,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from jinja2 import Environment, TemplateSyntaxError
+from jinja2 import TemplateSyntaxError
 
 from pipelines.compiler import CompiledCondition, ConditionSchema, compile_conditions
 from pipelines.errors import ConfigError, ErrorList, Location, SequencerError
 from pipelines.models import Sequence
+from pipelines.render import SequencerSandbox
 from pipelines.workspace import Workspace
 
 Phase = Literal["audience", "step", "exit"]
@@ -228,7 +229,7 @@ def check_references(ws: Workspace, seq: Sequence) -> list[SequencerError]:
                     Location(file=file, sequence=seq.name, field="exclusive_with"),
                 )
             )
-    env = Environment()
+    env = SequencerSandbox()  # the environment that renders them
     for i, step in enumerate(seq.steps):
         loc = Location(file=file, sequence=seq.name, step=step.id)
         for key in ("from_", "reply_to"):

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines import sqlrun
 from pipelines.errors import DatabaseBusy
 
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 DEFAULT_DB = Path(".sequencer") / "sequencer.duckdb"
 
 
@@ -26,11 +26,6 @@ def default_db_path(project: Path) -> Path:
     '/ws/.sequencer/sequencer.duckdb'
     """
     return project / DEFAULT_DB
-
-
-def read_sql(name: str) -> str:
-    """The text of ``sql/<name>``."""
-    return (SQL_DIR / name).read_text(encoding="utf-8")
 
 
 def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -56,7 +51,7 @@ def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConn
     # times per daily tick at 1e6 contacts: about half its time (bench/tick_bench.py).
     con.execute("set checkpoint_threshold = '1GB'")
     if not read_only:
-        con.execute(read_sql("schema.sql"))
+        sqlrun.execute(con, "schema.sql")
     return con
 
 

@@ -5,8 +5,9 @@ Set-based first, row-at-a-time only where the work is per message:
 1. *expire* — one UPDATE: ``due`` emails/SMS older than their sequence's ``stale_after_hours``;
 2. *opt-outs* — one UPDATE: emails/SMS to contacts unsubscribed (or bounced, for email) since
    the tick decided them become ``skipped``; so do actions whose step left the sequence file;
-3. *limits* — one query (``sql/send_batch.sql``) ranks every sender's emails (deferred oldest
-   first, then due oldest first) and one UPDATE defers what exceeds today's daily limit;
+3. *limits* — one query (``sql/send/int_send_batch.sql``) ranks every sender's emails
+   (deferred oldest first, then due oldest first) and one UPDATE defers what exceeds today's
+   daily limit;
 4. *batch* — one query for the actions, one for their contacts, accounts and email history;
 5. per action: render → CLAIM (one committed UPDATE to ``unknown``) → SEND → RECORD (one
    transaction: ``sent`` + the ``email_sent`` activity, or ``failed``).
@@ -32,8 +33,8 @@ from typing import Any, Literal
 
 import duckdb
 
-from pipelines import mail
-from pipelines.db import read_sql, transaction
+from pipelines import mail, sqlrun
+from pipelines.db import transaction
 from pipelines.errors import SequencerError
 from pipelines.instants import as_aware_utc, local_day_bounds, to_naive_utc, utc_now
 from pipelines.models import TASK_ACTIONS, Sequence, Step, User
@@ -88,11 +89,6 @@ record. The crash tests pass one that kills the process there; production passes
 
 def no_faults(point: FaultPoint, key: str) -> None:
     """The default fault hook: nothing happens."""
-
-
-def _rows(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
 def _sha(text: str) -> str:
@@ -210,8 +206,8 @@ def _skip_unsendable(con: duckdb.DuckDBPyConnection, as_of: dt.datetime) -> int:
 
 
 def _apply_limits(con: duckdb.DuckDBPyConnection) -> int:
-    """Rank the batch (sql/send_batch.sql) and defer every email beyond its sender's limit."""
-    con.execute("create or replace temp table _send_batch as " + read_sql("send_batch.sql"))
+    """Rank the batch (sql/send/int_send_batch.sql); defer every email beyond its sender's limit."""
+    sqlrun.materialize(con, "_send_batch", sqlrun.render("send/int_send_batch.sql"))
     return len(
         con.execute(
             """
@@ -226,7 +222,7 @@ def _apply_limits(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def _fetch_batch(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    return _rows(
+    return sqlrun.dicts(
         con.execute(
             """
             select a.*,
@@ -243,7 +239,7 @@ def _fetch_records(con: duckdb.DuckDBPyConnection) -> tuple[dict, dict, dict]:
     """Contacts, accounts and sent-email history of the batch, three queries in all."""
     contacts = {
         r["contact_id"]: r
-        for r in _rows(
+        for r in sqlrun.dicts(
             con.execute(
                 "select c.* from contacts as c where c.contact_id in"
                 " (select a.contact_id from actions as a"
@@ -253,7 +249,7 @@ def _fetch_records(con: duckdb.DuckDBPyConnection) -> tuple[dict, dict, dict]:
     }
     accounts = {
         r["account_id"]: r
-        for r in _rows(
+        for r in sqlrun.dicts(
             con.execute(
                 "select a.* from accounts as a where a.account_id in"
                 " (select c.account_id from contacts as c where c.contact_id in"
@@ -263,7 +259,7 @@ def _fetch_records(con: duckdb.DuckDBPyConnection) -> tuple[dict, dict, dict]:
         )
     }
     history: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
-    for r in _rows(
+    for r in sqlrun.dicts(
         con.execute(
             "select sequence, enrollment_id, step, message_id, subject from actions"
             " where action = 'email' and status = 'sent' and message_id is not null"
@@ -699,7 +695,7 @@ def post_sms(url: str, token: str | None, payload: dict[str, Any], timeout: floa
 def list_unknown(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     """Actions whose delivery is uncertain (claimed, then crashed or lost the connection).
     ``message_id`` is what to look for in the mailbox's sent folder or the ESP's log."""
-    return _rows(
+    return sqlrun.dicts(
         con.execute(
             "select idempotency_key, sequence, contact_id, step, action, message_id, subject,"
             " sender_id, claimed_at, attempts, error from actions where status = 'unknown'"
@@ -714,7 +710,7 @@ def resolve_unknown(con: duckdb.DuckDBPyConnection, key: str, outcome: str) -> N
     first at the next send and does not expire)."""
     if outcome not in ("sent", "retry"):
         raise SequencerError(f"outcome must be 'sent' or 'retry', not {outcome!r}")
-    rows = _rows(
+    rows = sqlrun.dicts(
         con.execute(
             "select a.*, c.email from actions as a left join contacts as c using (contact_id)"
             " where a.idempotency_key = ? and a.status = 'unknown'",

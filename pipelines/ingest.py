@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from pipelines.db import SQL_DIR, transaction
+from pipelines import sqlrun
+from pipelines.db import transaction
 from pipelines.errors import IngestError, Location
 
 log = logging.getLogger(__name__)
@@ -55,14 +55,6 @@ STAGING_TABLES = (
     "ingest_raw", "ingest_stg", "ingest_reject_rows", "ingest_line_map", "ingest_file_lines",
 )  # fmt: skip
 NO_DELIMITER = "\x01"  # never in a valid JSON line; lets read_csv return whole lines
-
-SQL = Environment(
-    loader=FileSystemLoader(SQL_DIR / "ingest"),
-    undefined=StrictUndefined,
-    keep_trailing_newline=True,
-)
-SQL.filters["ident"] = lambda name: '"' + str(name).replace('"', '""') + '"'
-SQL.filters["literal"] = lambda text: "'" + str(text).replace("'", "''") + "'"
 
 
 @dataclass
@@ -273,13 +265,13 @@ def _stage_raw(con, path: Path, fmt: str) -> dict[str, str]:
     names = [r[0] for r in described]
     columns = _normalize(names, path)
     select = ", ".join(
-        f"{_ident(src)}::varchar as {_ident(name)}"
+        f"{sqlrun.ident(src)}::varchar as {sqlrun.ident(name)}"
         for name, src in zip(columns, names, strict=True)
     )
     con.execute(
         f"create temp table ingest_raw as select {select} from read_parquet($1)", [str(path)]
     )
-    return {name: _ident(name) for name in columns}
+    return {name: sqlrun.ident(name) for name in columns}
 
 
 def _stage_csv(con, path: Path) -> dict[str, str]:
@@ -300,10 +292,9 @@ def _stage_csv(con, path: Path) -> dict[str, str]:
         {"path": str(path), "columns": {name: "VARCHAR" for name in columns}},
     )
     con.execute(
-        "create temp table ingest_reject_rows as "
-        + SQL.get_template("csv_reject_rows.sql").render()
+        "create temp table ingest_reject_rows as " + sqlrun.render("ingest/int_csv_reject_rows.sql")
     )
-    return {name: _ident(name) for name in columns}
+    return {name: sqlrun.ident(name) for name in columns}
 
 
 def _normalize(names: list[str], path: Path) -> list[str]:
@@ -317,10 +308,6 @@ def _normalize(names: list[str], path: Path) -> list[str]:
             Location(file=str(path)),
         )
     return columns
-
-
-def _ident(name: str) -> str:
-    return SQL.filters["ident"](name)
 
 
 # --- typing and checks --------------------------------------------------------------------
@@ -339,40 +326,35 @@ def _custom_columns(con, entity: str, columns: dict[str, str]) -> list[dict]:
     extra = [n for n in columns if n not in BASE_COLUMNS[entity]]
     new = [{"name": n, "source": columns[n]} for n in extra if n not in stored]
     if new:
-        sql = SQL.get_template("infer_types.sql").render(columns=new)
+        sql = sqlrun.render("ingest/int_infer_types.sql", columns=new)
         types = con.execute(sql).fetchone()
         for col, type_ in zip(new, types, strict=True):
-            con.execute(f"alter table {entity} add column {_ident(col['name'])} {type_}")
+            con.execute(f"alter table {entity} add column {sqlrun.ident(col['name'])} {type_}")
             stored[col["name"]] = type_
     return [{"name": n, "source": columns[n], "type": stored[n]} for n in extra]
 
 
 def _stage_typed(con, entity, fmt, columns, custom, tag) -> None:
     src = {c: columns.get(c, "null::varchar") for c in BASE_COLUMNS[entity]}
-    sql = SQL.get_template(f"stg_{entity}.sql").render(src=src, custom=custom, jsonl=fmt == "jsonl")
-    params: dict = {}
-    if entity != "accounts":
-        params["email_re"] = EMAIL_RE
-    if entity == "activities":
-        params["types"] = ACTIVITY_TYPES
-    else:
-        params["tag"] = tag
+    sql = sqlrun.render(f"ingest/stg_{entity}.sql", src=src, custom=custom, jsonl=fmt == "jsonl")
+    if entity != "activities":
         con.execute(
             "create temp table if not exists ingest_timezones as "
             "select distinct name from pg_timezone_names()"
         )
-    con.execute(f"create temp table ingest_stg as {sql}", params)
+    params = {"email_re": EMAIL_RE, "types": ACTIVITY_TYPES, "tag": tag}
+    sqlrun.run(con, f"create temp table ingest_stg as {sql}", params)
     _mark_duplicates(con, entity)
 
 
 def _mark_duplicates(con, entity: str) -> None:
     key = KEYS[entity]
     (repeats,) = con.execute(
-        f"select count({_ident(key)}) - count(distinct {_ident(key)}) from ingest_stg"
+        f"select count({sqlrun.ident(key)}) - count(distinct {sqlrun.ident(key)}) from ingest_stg"
         " where len(__reasons) = 0"
     ).fetchone()
     if repeats:
-        sql = SQL.get_template("dedup.sql").render(key=key, has_updated_at=entity != "activities")
+        sql = sqlrun.render("ingest/int_dedup.sql", key=key, has_updated_at=entity != "activities")
         con.execute(
             f"update ingest_stg set __reasons = [$reason] where __rec in ({sql})",
             {"reason": f"duplicate {key} in file"},
@@ -395,11 +377,11 @@ def _check_csv_text(con, path: Path, columns: dict[str, str], quoted: bool) -> b
         "select count(*) > 0 from ingest_reject_rows where contains(raw, chr(10))"
         " order by 1 desc limit 1"
     ).fetchone()
-    sql = SQL.get_template("csv_line_map.sql").render(nl_expr=nl_expr, single_line=not multi_line)
+    sql = sqlrun.render("ingest/int_csv_line_map.sql", nl_expr=nl_expr, single_line=not multi_line)
     con.execute(f"create temp table ingest_line_map as {sql}")
     if not quoted:
         return True
-    sql = SQL.get_template("stray_quotes.sql").render(quote_expr=_quote_expr(columns))
+    sql = sqlrun.render("ingest/int_stray_quotes.sql", quote_expr=_quote_expr(columns))
     con.execute(
         f"update ingest_stg set __reasons = list_append(__reasons, 'stray quote') "
         f"where __rec in ({sql})",
@@ -423,10 +405,11 @@ def _quarantine(con, path: Path, entity: str, fmt: str, columns: dict[str, str])
         ]
         raw_expr = f"concat_ws(',', {', '.join(parts)})"
     line_expr = "line_map.__line" if csv_file else "stg.__rec"
-    sql = SQL.get_template("quarantine.sql").render(
-        csv=csv_file, raw_expr=raw_expr, line_expr=line_expr
-    )
-    (count,) = con.execute(sql, {"file": str(path), "entity": entity}).fetchone()
+    params = {"file": str(path), "entity": entity}
+    (count,) = sqlrun.execute(
+        con, "ingest/dml_quarantine.sql", params, csv=csv_file, raw_expr=raw_expr,
+        line_expr=line_expr,
+    ).fetchone()  # fmt: skip
     return count
 
 
@@ -439,14 +422,14 @@ def _merge(con, entity, columns, custom, tag) -> tuple[int, int]:
     if entity != "activities":
         present = set(columns) | ({"import_name"} if tag else set())
         set_columns = [c for c in stg_columns if c in present and c != key]
-        sql = SQL.get_template("merge_update.sql").render(
-            table=entity, key=key, set_columns=set_columns
-        )
         if set_columns:
-            (updated,) = con.execute(sql).fetchone()
+            (updated,) = sqlrun.execute(
+                con, "ingest/dml_merge_update.sql", table=entity, key=key, set_columns=set_columns
+            ).fetchone()
         if tag:
-            sql = SQL.get_template("merge_tag.sql").render(table=entity, key=key)
-            (stamped,) = con.execute(sql, {"tag": tag}).fetchone()
+            (stamped,) = sqlrun.execute(
+                con, "ingest/dml_merge_tag.sql", {"tag": tag}, table=entity, key=key
+            ).fetchone()
             updated += stamped
     match_emails = (
         entity == "activities"
@@ -454,8 +437,8 @@ def _merge(con, entity, columns, custom, tag) -> tuple[int, int]:
             "select count(*) > 0 from ingest_stg where contact_id is null and email is not null"
         ).fetchone()[0]
     )
-    sql = SQL.get_template("merge_insert.sql").render(
-        table=entity, key=key, columns=stg_columns, match_emails=match_emails
-    )
-    (inserted,) = con.execute(sql).fetchone()
+    (inserted,) = sqlrun.execute(
+        con, "ingest/dml_merge_insert.sql", table=entity, key=key, columns=stg_columns,
+        match_emails=match_emails,
+    ).fetchone()  # fmt: skip
     return inserted, updated

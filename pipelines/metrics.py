@@ -15,9 +15,10 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.db import read_sql, transaction
+from pipelines import sqlrun
+from pipelines.db import transaction
 
-METRIC_MODELS = ("sequence_metrics", "step_metrics")
+METRIC_MODELS = ("sequence_metrics", "step_metrics")  # tables, from sql/metrics/fct_<table>.sql
 EMAILS_TABLE = "email_outcomes"  # int_emails.sql kept for readers: one row per sent email
 DEFAULT_SNAPSHOT = Path(".sequencer") / "snapshot.duckdb"
 
@@ -50,11 +51,9 @@ def build_metrics(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     The tables are replaced in one transaction, so a reader never sees one new and one old.
     """
     with transaction(con):
-        con.execute(
-            "create or replace temp table int_emails as " + read_sql("metrics/int_emails.sql")
-        )
+        sqlrun.materialize(con, "int_emails", sqlrun.render("metrics/int_emails.sql"))
         for model in METRIC_MODELS:
-            sql = read_sql(f"metrics/{model}.sql")
+            sql = sqlrun.render(f"metrics/fct_{model}.sql")
             con.execute(f"create or replace table {model} as {sql}")
         con.execute(
             f"create or replace table {EMAILS_TABLE} as"

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import duckdb
 
+from pipelines import sqlrun
 from pipelines.compiled import CompiledSequence
 from pipelines.instants import local_date
 from pipelines.properties import materialize_contact_state
@@ -68,8 +69,7 @@ def preview_audience(
                 order by contact.contact_id limit {int(sample_size)}""",
             params,
         )
-        names = [d[0] for d in cursor.description]
-        sample = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+        sample = sqlrun.dicts(cursor)
     return AudiencePreview(
         sequence=seq.name,
         record=seq.audience.record,

@@ -10,14 +10,14 @@ import datetime as dt
 
 import duckdb
 
-from pipelines.db import read_sql
+from pipelines import sqlrun
 
 
 def contact_properties(
     con: duckdb.DuckDBPyConnection, as_of: dt.datetime
 ) -> duckdb.DuckDBPyRelation:
     """The derived properties of every contact with activity at or before ``as_of`` (UTC)."""
-    return con.sql(read_sql("int_contact_properties.sql"), params={"as_of": as_of})
+    return con.sql(sqlrun.render("int_contact_properties.sql"), params={"as_of": as_of})
 
 
 def materialize_contact_state(
@@ -28,7 +28,7 @@ def materialize_contact_state(
     ``sequences`` (the sequences the contact is active in) is filled from ``enrollments``;
     callers that evaluate several occurrences at once recompute it per occurrence.
     """
-    properties = read_sql("int_contact_properties.sql")
+    properties = sqlrun.render("int_contact_properties.sql")
     con.execute(
         f"""
         create or replace temp table {table} as

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.db import read_sql
+from pipelines import sqlrun
 
 
 def simulate_engagement(
@@ -25,7 +25,7 @@ def simulate_engagement(
     row count."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rel = con.sql(
-        read_sql("sim_engagement.sql"),
+        sqlrun.render("demo/sim_engagement.sql"),
         params={"window_start": window_start, "window_end": window_end, "seed": seed},
     )
     path = out_dir / f"activities_sim_{window_end:%Y%m%dT%H%M}.csv"

@@ -12,6 +12,7 @@ from typing import Any
 
 import duckdb
 
+from pipelines import sqlrun
 from pipelines.db import transaction
 from pipelines.errors import SequencerError
 from pipelines.instants import to_naive_utc
@@ -48,8 +49,7 @@ def list_tasks(
         " order by due_on, created_at, task_id",
         [user_id, include_done],
     )
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    return sqlrun.dicts(cur)
 
 
 def complete_task(con: duckdb.DuckDBPyConnection, task_id: str, at: dt.datetime) -> None:

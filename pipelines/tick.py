@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -46,35 +45,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from sqlglot import exp
 
-from pipelines.db import SQL_DIR, transaction
+from pipelines import sqlrun
+from pipelines.db import transaction
 from pipelines.errors import ConfigError, Location
 from pipelines.instants import to_naive_utc, utc_now
 from pipelines.occurrences import Occurrence, first_occurrence, occurrences_between
 from pipelines.workspace import Workspace
-
-_ENV = Environment(
-    loader=FileSystemLoader(SQL_DIR / "tick"),
-    undefined=StrictUndefined,
-    autoescape=False,
-    keep_trailing_newline=True,
-)
-
-
-def literal(value: object) -> str:
-    """A SQL string literal, as sqlglot writes it.
-
-    >>> literal("it's")
-    "'it''s'"
-    """
-    return exp.Literal.string(str(value)).sql(dialect="duckdb")
-
-
-# Values spliced into SQL structure (step ids, action kinds) become sqlglot literals.
-_ENV.filters["literal"] = literal
-_PARAM = re.compile(r"\$([A-Za-z_]\w*)")
 
 
 @dataclass
@@ -124,21 +101,6 @@ class RunReport:
         }
 
 
-def _render(name: str, **context: Any) -> str:
-    return _ENV.get_template(name).render(**context)
-
-
-def _execute(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> Any:
-    """Bind only the parameters the statement names (DuckDB rejects unused ones)."""
-    code = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
-    used = set(_PARAM.findall(code))
-    return con.execute(sql, {k: v for k, v in params.items() if k in used})
-
-
-def _materialize(con, table: str, sql: str, params: dict[str, Any]) -> None:
-    _execute(con, f"create or replace temp table {table} as {sql}", params)
-
-
 # --- state --------------------------------------------------------------------------------
 
 
@@ -164,23 +126,9 @@ def _apply_activity_delta(
 
     ``source`` is ``activities`` or the run's ``tick_window`` (see ``_start_run``).
     """
-    sql = _render("int_activity_delta.sql", from_at=from_at is not None, source=source)
-    _materialize(con, "activity_delta", sql, {"from_at": from_at, "to_at": to_at})
-    con.execute(
-        """
-        insert into contact_activity_state by name (
-            select * exclude (activities) from activity_delta
-        )
-        on conflict (contact_id) do update set
-            last_activity_type = excluded.last_activity_type,
-            last_activity_at = excluded.last_activity_at,
-            last_contacted_type = coalesce(excluded.last_contacted_type, last_contacted_type),
-            last_contacted_at = coalesce(excluded.last_contacted_at, last_contacted_at),
-            unsubscribed_at = coalesce(unsubscribed_at, excluded.unsubscribed_at),
-            bounced_at = coalesce(bounced_at, excluded.bounced_at),
-            last_replied_at = coalesce(excluded.last_replied_at, last_replied_at)
-        """
-    )
+    sql = sqlrun.render("tick/int_activity_delta.sql", from_at=from_at is not None, source=source)
+    sqlrun.materialize(con, "activity_delta", sql, {"from_at": from_at, "to_at": to_at})
+    sqlrun.execute(con, "tick/dml_upsert_activity_state.sql")
     return con.execute("select coalesce(sum(activities), 0) from activity_delta").fetchone()[0]
 
 
@@ -201,7 +149,7 @@ def _check_late_activities(con) -> bool:
 
 
 def _instant_contacts(con, table: str, contacts: str, state: str) -> None:
-    sql = _render("int_instant_contacts.sql", contacts=contacts, state=state)
+    sql = sqlrun.render("tick/int_instant_contacts.sql", contacts=contacts, state=state)
     con.execute(f"create or replace temp table {table} as {sql}")
 
 
@@ -227,7 +175,7 @@ def _start_run(con, groups: list[list[Occurrence]], compilation) -> set[str]:
     if at is None:
         _set_watermark(con, first_at, _apply_activity_delta(con, None, first_at))
         at = first_at
-    _execute(
+    sqlrun.run(
         con,
         """
         create or replace temp table tick_window as
@@ -263,7 +211,7 @@ def _start_run(con, groups: list[list[Occurrence]], compilation) -> set[str]:
     )
     if any(c.reads_enrollment for c in compilation.sequences.values()):
         # an open/click counts only after the enrolment: the earliest active one bounds it
-        _execute(
+        sqlrun.run(
             con,
             """
             create or replace temp table tick_email_activities as
@@ -294,7 +242,7 @@ def _precompute_audiences(con, groups: list[list[Occurrence]], compilation) -> s
     ]
     if not batch:
         return set()
-    sql = _render("int_audience_static.sql", sequences=batch)
+    sql = sqlrun.render("tick/int_audience_static.sql", sequences=batch)
     con.execute(f"create or replace temp table tick_audience_static as {sql}")
     return {s["name"] for s in batch}
 
@@ -309,51 +257,15 @@ def _advance_state(con, to_at: dt.datetime) -> None:
     at, counted = _watermark(con)
     if at is None or to_at <= at:
         return
-    sql = _render("int_activity_delta.sql", from_at=True, source="tick_window")
-    _materialize(con, "activity_delta", sql, {"from_at": at, "to_at": to_at})
+    sql = sqlrun.render("tick/int_activity_delta.sql", from_at=True, source="tick_window")
+    sqlrun.materialize(con, "activity_delta", sql, {"from_at": at, "to_at": to_at})
     delta = con.execute("select count(*), coalesce(sum(activities), 0) from activity_delta")
     changed, activities = delta.fetchone()
     _set_watermark(con, to_at, counted + activities)
     if changed == 0:
         return
-    con.execute(
-        """
-        create or replace temp table tick_state_changed as
-        select
-            delta.contact_id,
-            delta.last_activity_type,
-            delta.last_activity_at,
-            coalesce(delta.last_contacted_type, state.last_contacted_type)
-                as last_contacted_type,
-            coalesce(delta.last_contacted_at, state.last_contacted_at) as last_contacted_at,
-            coalesce(state.unsubscribed_at, delta.unsubscribed_at) as unsubscribed_at,
-            coalesce(state.bounced_at, delta.bounced_at) as bounced_at,
-            coalesce(delta.last_replied_at, state.last_replied_at) as last_replied_at,
-            state.contact_id is null as __new,
-        from activity_delta as delta
-        left join tick_window_state as state using (contact_id)
-        """
-    )
-    # tick_window_state mirrors contact_activity_state for the window's contacts, so __new
-    # says which rows to insert; the others are updated (`insert or replace` cost twice as
-    # much: a merge against every state row)
-    con.execute(
-        """
-        update contact_activity_state set
-            last_activity_type = changed.last_activity_type,
-            last_activity_at = changed.last_activity_at,
-            last_contacted_type = changed.last_contacted_type,
-            last_contacted_at = changed.last_contacted_at,
-            unsubscribed_at = changed.unsubscribed_at,
-            bounced_at = changed.bounced_at,
-            last_replied_at = changed.last_replied_at
-        from tick_state_changed as changed
-        where contact_activity_state.contact_id = changed.contact_id
-          and not changed.__new;
-        insert into contact_activity_state by name
-        select * exclude (__new) from tick_state_changed where __new;
-        """
-    )
+    sqlrun.materialize(con, "tick_state_changed", sqlrun.render("tick/int_state_changed.sql"))
+    sqlrun.execute(con, "tick/dml_apply_state_changes.sql")
     for table in ("tick_window_state", "tick_contacts_window"):
         con.execute(
             f"delete from {table} where contact_id in (select contact_id from tick_state_changed)"
@@ -361,8 +273,8 @@ def _advance_state(con, to_at: dt.datetime) -> None:
     con.execute(
         "insert into tick_window_state by name select * exclude (__new) from tick_state_changed"
     )
-    sql = _render(
-        "int_instant_contacts.sql",
+    sql = sqlrun.render(
+        "tick/int_instant_contacts.sql",
         contacts="(select * from tick_window_contact_rows "
         "semi join tick_state_changed using (contact_id))",
         state="tick_window_state",
@@ -455,25 +367,25 @@ def _process_occurrence(
     exit_branches = any_active and (
         seq.exit.unsubscribed or seq.exit.bounced or seq.exit.replied or exit_sql is not None
     )
-    sql = _render(
-        "int_exits.sql",
+    sql = sqlrun.render(
+        "tick/int_exits.sql",
         exit=seq.exit,
         exit_sql=exit_sql,
         exit_branches=exit_branches,
         with_sequences=compiled.reads("exit").sequences,
     )
     if exit_branches:
-        _materialize(con, "tick_exits", sql, params)
+        sqlrun.materialize(con, "tick_exits", sql, params)
         result.exits.update(
             dict(con.execute("select exit_reason, count(*) from tick_exits group by 1").fetchall())
         )
-        _execute(con, _EXIT_DML.format(source="tick_exits"), params)
+        sqlrun.execute(con, "tick/dml_exit_enrollments.sql", params, source="tick_exits")
     lap("exits")
 
     # 2. entries
     if seq.starts_on is None or occ.on >= seq.starts_on:
-        sql = _render(
-            "int_entries.sql",
+        sql = sqlrun.render(
+            "tick/int_entries.sql",
             audience_sql=audience_sql,
             record=seq.audience.record,
             exit_sql=exit_sql,
@@ -483,9 +395,9 @@ def _process_occurrence(
             precomputed=seq.name in precomputed,
             with_sequences=compiled.reads("exit", "audience").sequences,
         )
-        _materialize(con, "tick_entries", sql, params)
-        _execute(con, _ENTRY_DML, params)
-        _execute(con, _MANUAL_DML, params)
+        sqlrun.materialize(con, "tick_entries", sql, params)
+        sqlrun.execute(con, "tick/dml_insert_enrollments.sql", params)
+        sqlrun.execute(con, "tick/dml_resolve_manual_requests.sql", params)
         result.entries = con.execute(
             "select count(*) from tick_entries where reason is null"
         ).fetchone()[0]
@@ -500,7 +412,7 @@ def _process_occurrence(
     lap("entries")
 
     # 3. steps
-    _materialize(con, "tick_active", _render("int_active_enrollments.sql"), params)
+    sqlrun.materialize(con, "tick_active", sqlrun.render("tick/int_active_enrollments.sql"), params)
     active, params["min_enrolled_at"] = con.execute(
         "select count(*), min(enrolled_at) from tick_active"
     ).fetchone()
@@ -508,8 +420,8 @@ def _process_occurrence(
         lap("steps")
         return _finish_occurrence(con, seq, occ, result)
     smart = seq.type == "smart"
-    sql = _render(
-        "int_step_actions.sql",
+    sql = sqlrun.render(
+        "tick/int_step_actions.sql",
         steps=steps,
         smart=smart,
         interval_days=seq.interval_days,
@@ -517,8 +429,8 @@ def _process_occurrence(
         uses_enrollment=compiled.reads("step").enrollment,
         with_sequences=compiled.reads("step").sequences,
     )
-    _materialize(con, "tick_actions", sql, params)
-    _execute(con, _ACTION_DML, params)
+    sqlrun.materialize(con, "tick_actions", sql, params)
+    sqlrun.execute(con, "tick/dml_insert_actions.sql", params)
     for step, status, n in con.execute(
         "select step, status, count(*) from tick_actions group by all"
     ).fetchall():
@@ -527,20 +439,19 @@ def _process_occurrence(
     lap("steps")
 
     # 4. completion
-    sql = _render(
-        "int_completions.sql",
+    sql = sqlrun.render(
+        "tick/int_completions.sql",
         smart=smart,
         duration_days=seq.duration_days,
         all_steps_done=seq.exit.all_steps_done,
         last_day=max((s.day or 0) for s in seq.steps),
     )
-    _materialize(con, "tick_completions", sql, params)
-    _execute(
+    sqlrun.materialize(con, "tick_completions", sql, params)
+    sqlrun.execute(
         con,
-        _EXIT_DML.format(
-            source="(select contact_id, 'completed' as exit_reason from tick_completions)"
-        ),
+        "tick/dml_exit_enrollments.sql",
         params,
+        source="(select contact_id, 'completed' as exit_reason from tick_completions)",
     )
     result.exits["completed"] += con.execute("select count(*) from tick_completions").fetchone()[0]
     lap("completions")
@@ -563,61 +474,6 @@ def _finish_occurrence(con, seq, occ: Occurrence, result: OccurrenceResult) -> O
         ],
     )
     return result
-
-
-_EXIT_DML = """
-update enrollments set
-    status = 'exited',
-    exit_reason = exits.exit_reason,
-    exited_on = $occurrence_on,
-    exited_at = $occurrence_at
-from {source} as exits
-where enrollments.sequence = $sequence
-  and enrollments.contact_id = exits.contact_id
-  and enrollments.status = 'active'
-"""
-
-_ENTRY_DML = """
-insert into enrollments (
-    sequence, contact_id, enrollment_id, enrolled_on, enrolled_at, status, manual, email
-)
-select
-    $sequence, contact_id, $sequence || ':' || contact_id, $occurrence_on, $occurrence_at,
-    'active', manual, email
-from tick_entries
-where reason is null
-"""
-
-_MANUAL_DML = """
-update manual_requests set
-    status = case when entries.reason is null then 'enrolled' else 'rejected' end,
-    reason = entries.reason,
-    resolved_on = $occurrence_on,
-    resolved_at = $occurrence_at
-from tick_entries as entries
-where manual_requests.sequence = $sequence
-  and manual_requests.contact_id = entries.contact_id
-  and manual_requests.status = 'pending'
-  and manual_requests.requested_at <= $occurrence_at
-"""
-
-# The idempotency key is a hash of (sequence, contact, step, enrolment): deterministic. A
-# decision is never rewritten because tick_actions holds only steps not yet decided for the
-# enrolment (int_step_actions.sql, `undecided`), which is exactly "no row with this key": a
-# plain insert, whose key check is an index lookup per row. (`on conflict do nothing` made
-# DuckDB join every insert against a full scan of the actions keys: ~0.15 s per occurrence
-# at 3e6 actions.) The primary key stays the backstop: a duplicate would fail the group.
-_ACTION_DML = """
-insert into actions (
-    idempotency_key, sequence, contact_id, enrollment_id, step, step_index, day, action,
-    occurrence_on, occurrence_at, status, decided_status, decided_at
-)
-select
-    sha256(concat_ws(chr(31), $sequence, contact_id, step, enrollment_id)),
-    $sequence, contact_id, enrollment_id, step, step_index, day, action,
-    $occurrence_on, $occurrence_at, status, status, $decided_at
-from tick_actions
-"""
 
 
 # --- runs ---------------------------------------------------------------------------------

@@ -80,7 +80,7 @@ def outbox(tmp_path) -> Iterator[Outbox]:
         con.close()
 
 
-# --- the daily limit (sql/send_batch.sql) ---------------------------------------------------
+# --- the daily limit (sql/send/int_send_batch.sql) ------------------------------------------------
 
 
 def test_in_flight_unknown_emails_count_against_the_daily_limit(outbox):

@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from pipelines import db
+from pipelines import sqlrun
 from pipelines.instants import as_of_or_now
 from pipelines.project import Project
 
@@ -89,11 +89,10 @@ def resources() -> dg.Definitions:
 def offending_rows_check(
     con: duckdb.DuckDBPyConnection, name: str, **params
 ) -> dg.AssetCheckResult:
-    """Run ``sql/checks/<name>.sql``: zero rows pass; otherwise report the count and a sample."""
-    rel = con.execute(db.read_sql(f"checks/{name}.sql"), params or None)
-    columns = [d[0] for d in rel.description]
-    found = rel.fetchall()
-    sample = [dict(zip(columns, map(str, row), strict=True)) for row in found[:20]]
+    """Run ``sql/checks/assert_<name>.sql``: zero rows pass; otherwise report the count and a
+    sample."""
+    found = sqlrun.rows(con, f"checks/assert_{name}.sql", params)
+    sample = [{k: str(v) for k, v in row.items()} for row in found[:20]]
     return dg.AssetCheckResult(
         passed=not found,
         metadata={"offending_rows": len(found), "sample": dg.MetadataValue.json(sample)},

@@ -1,7 +1,7 @@
 -- Typed, checked activities of one file: one row per record of `ingest_raw`, with the reasons
 -- it cannot load (an empty list loads). JSONL records arrive as one text per line (`__text`).
 -- Parameters: $email_re, $types (the built-in activity types).
-{% import '_macros.sql' as m %}
+{% import 'ingest/_macros.sql' as m %}
 with
 
 {% if jsonl %}

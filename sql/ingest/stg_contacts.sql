@@ -1,6 +1,6 @@
 -- Typed, checked contacts of one file: one row per record of `ingest_raw`, with the reasons
 -- it cannot load (an empty list loads). Parameters: $email_re, $tag (NULL without --tag).
-{% import '_macros.sql' as m %}
+{% import 'ingest/_macros.sql' as m %}
 with
 
 source as (

@@ -1,6 +1,6 @@
 -- One row per sequence email sent to a contact: (sequence, contact_id, step), with the date it
--- counts on, when it was sent and what the contact did with it. Read by sequence_metrics.sql
--- and step_metrics.sql (pipelines/metrics.py materializes it as a temp table first).
+-- counts on, when it was sent and what the contact did with it. Read by fct_sequence_metrics.sql
+-- and fct_step_metrics.sql (pipelines/metrics.py materializes it as a temp table first).
 --
 -- An email is *sent* when its action has status 'sent' or an `email_sent` activity belongs to
 -- it. An activity belongs to an email by its `message_id` (matching actions.message_id), else

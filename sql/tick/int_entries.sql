@@ -40,7 +40,7 @@ manual as (
 -- read twice (the audience scans it, the checks look up the few candidates): inlined, never
 -- materialized, which would copy every contact at every occurrence
 contact as not materialized (
-    {% include 'int_occurrence_contact.sql' %}
+    {% include 'tick/int_occurrence_contact.sql' %}
 ),
 
 -- addresses that unsubscribed or bounced under any contact: a duplicate contact record

@@ -19,7 +19,7 @@ active_enrollments as (
 ),
 
 contact as (
-    {% include 'int_occurrence_contact.sql' %}
+    {% include 'tick/int_occurrence_contact.sql' %}
 ),
 
 reasons as (

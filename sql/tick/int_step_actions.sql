@@ -34,7 +34,7 @@ decided as (
 
 {% if uses_enrollment %}
 engagement as (
-    {% include 'int_enrollment_engagement.sql' %}
+    {% include 'tick/int_enrollment_engagement.sql' %}
 ),
 {% endif %}
 
@@ -51,7 +51,7 @@ enrollment as (
 ),
 
 contact as (
-    {% include 'int_occurrence_contact.sql' %}
+    {% include 'tick/int_occurrence_contact.sql' %}
 ),
 
 -- the steps as rows (day is null for smart): each enrolment meets the contact once, and each

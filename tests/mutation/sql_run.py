@@ -32,14 +32,14 @@ PRIORITY = (
     "sql/tick/int_exits.sql",
     "sql/tick/int_entries.sql",
     "sql/tick/int_completions.sql",
-    "sql/send_batch.sql",
+    "sql/send/int_send_batch.sql",
     "sql/tick/*.sql",
 )
 # Which tests can see a change to a SQL file: first match wins. Globs, so new test files of
 # the same area join by name.
 TESTS_FOR = (
     ("sql/tick/*", ("tests/test_tick*.py", "tests/test_preview*.py")),
-    ("sql/send_batch.sql", ("tests/test_send*.py", "tests/test_outbox*.py", "tests/test_sms*.py")),
+    ("sql/send/*", ("tests/test_send*.py", "tests/test_outbox*.py", "tests/test_sms*.py")),
     ("sql/ingest/*", ("tests/test_ingest*.py",)),
     ("sql/metrics/*", ("tests/test_metrics*.py",)),
     ("sql/int_contact_properties.sql", ("tests/test_properties*.py",)),
@@ -48,8 +48,12 @@ TESTS_FOR = (
 TARGETS = (
     ("sql/tick/int_entries.sql", "entries/exits SQL"),
     ("sql/tick/int_exits.sql", "entries/exits SQL"),
+    # the statements that write what int_entries/int_exits decide (tick.py strings until issue 8)
+    ("sql/tick/dml_exit_enrollments.sql", "entries/exits SQL"),
+    ("sql/tick/dml_insert_enrollments.sql", "entries/exits SQL"),
+    ("sql/tick/dml_resolve_manual_requests.sql", "entries/exits SQL"),
     ("sql/tick/*", "tick"),
-    ("sql/send_batch.sql", "send batch"),
+    ("sql/send/int_send_batch.sql", "send batch"),
 )
 COPIED = ("pipelines", "sql", "tests", "sequences", "pyproject.toml", "users.yaml")
 PYTEST = ("-x", "-q", "-p", "no:cacheprovider", "-p", "tests.mutation.order", "-m", "not slow")

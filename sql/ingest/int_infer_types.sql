@@ -1,6 +1,6 @@
 -- The type of each new custom column: the first of BIGINT, DOUBLE, BOOLEAN, DATE, TIMESTAMP
 -- that every non-empty value casts to, else VARCHAR (also when the column is empty).
-{% import '_macros.sql' as m %}
+{% import 'ingest/_macros.sql' as m %}
 select
     {%- for c in columns %}
     {%- set v = 'nullif(trim(' ~ (c.source) ~ '), \'\')' %}

@@ -1,0 +1,16 @@
+-- The occurrence's step decisions (tick_actions, int_step_actions.sql) become actions.
+-- The idempotency key is a hash of (sequence, contact, step, enrolment): deterministic. A
+-- decision is never rewritten because tick_actions holds only steps not yet decided for the
+-- enrolment (int_step_actions.sql, `undecided`), which is exactly "no row with this key": a
+-- plain insert, whose key check is an index lookup per row. (`on conflict do nothing` made
+-- DuckDB join every insert against a full scan of the actions keys: ~0.15 s per occurrence
+-- at 3e6 actions.) The primary key stays the backstop: a duplicate would fail the group.
+insert into actions (
+    idempotency_key, sequence, contact_id, enrollment_id, step, step_index, day, action,
+    occurrence_on, occurrence_at, status, decided_status, decided_at
+)
+select
+    sha256(concat_ws(chr(31), $sequence, contact_id, step, enrollment_id)),
+    $sequence, contact_id, enrollment_id, step, step_index, day, action,
+    $occurrence_on, $occurrence_at, status, status, $decided_at
+from tick_actions

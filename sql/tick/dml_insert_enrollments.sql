@@ -1,0 +1,10 @@
+-- Entries (SPEC 6): every row of tick_entries (int_entries.sql) without a rejection reason
+-- becomes an active enrolment at the occurrence's instant.
+insert into enrollments (
+    sequence, contact_id, enrollment_id, enrolled_on, enrolled_at, status, manual, email
+)
+select
+    $sequence, contact_id, $sequence || ':' || contact_id, $occurrence_on, $occurrence_at,
+    'active', manual, email
+from tick_entries
+where reason is null
