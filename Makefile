@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m pipelines.demo_run --project . --db $(DEMO_DB)
+	$(BIN)/python -m pipelines.demo.run --project . --db $(DEMO_DB)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

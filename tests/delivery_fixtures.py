@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from pipelines.deliver import FaultHook
+from pipelines.outbox.send import FaultHook
 
 SECRET = "s3cret-tracking"
 ENV = {"TRACKING_SECRET": SECRET, "SMS_TOKEN": "sms-token", "BOB_SMTP_PASSWORD": "hunter2"}
@@ -177,7 +177,7 @@ def statuses(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
 @pytest.fixture
 def smtp_sink():
     """A real SMTP server on 127.0.0.1 for one test."""
-    from pipelines.smtp_sink import SmtpSink
+    from pipelines.demo.smtp_sink import SmtpSink
 
     with SmtpSink() as sink:
         yield sink

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipelines.compiled import Reads
+from pipelines.compile.sequence import Reads
 from tests.tick_helpers import (
     classic,
     compile_root,

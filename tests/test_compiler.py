@@ -12,8 +12,9 @@ import sqlglot
 import yaml
 from sqlglot import exp
 
-from pipelines import compiler, db
-from pipelines.compiler import (
+from pipelines import db
+from pipelines.compile import allowlist
+from pipelines.compile.condition import (
     CONTACT_DERIVED,
     ENROLLMENT_COLUMNS,
     ConditionSchema,
@@ -242,9 +243,9 @@ def test_compile_conditions_enforces_the_limit(schema: ConditionSchema) -> None:
 def test_allow_list_has_no_table_function_or_file_reader() -> None:
     forbidden = {"read_csv", "read_parquet", "read_json", "glob", "read_text", "read_blob"}
     forbidden |= {"query", "query_table", "getenv", "pg_sleep", "current_setting"}
-    assert not forbidden & compiler.ALLOWED_FUNCTIONS
-    assert exp.Func not in compiler.ALLOWED_NODES and exp.Anonymous not in compiler.ALLOWED_NODES
-    assert not {exp.Select, exp.Subquery, exp.Exists, exp.ReadCSV} & compiler.ALLOWED_NODES
+    assert not forbidden & allowlist.ALLOWED_FUNCTIONS
+    assert exp.Func not in allowlist.ALLOWED_NODES and exp.Anonymous not in allowlist.ALLOWED_NODES
+    assert not {exp.Select, exp.Subquery, exp.Exists, exp.ReadCSV} & allowlist.ALLOWED_NODES
 
 
 # --- defence in depth: the locked connection -----------------------------------------------

@@ -17,7 +17,7 @@ import pytest
 
 from pipelines import db
 from pipelines.defs.resources import AS_OF_TAG, SequencerResource, as_of_run_config
-from pipelines.smtp_sink import SmtpSink
+from pipelines.demo.smtp_sink import SmtpSink
 from tests.delivery_fixtures import ENV, add_action, seed_contacts
 from tests.delivery_fixtures import write_workspace as write_delivery_workspace
 from tests.workspace_helpers import USERS, write_workspace
@@ -314,7 +314,12 @@ EXPECTED_COUNTS = {
     "email_outcomes": 2,  # one per sent email
 }
 OUTPUT_TABLES = tuple(EXPECTED_COUNTS)
-ENGINE_MODULES = ("pipelines.ingest", "pipelines.quality", "pipelines.tick", "pipelines.deliver")
+ENGINE_MODULES = (
+    "pipelines.ingest.load",
+    "pipelines.ingest.quality",
+    "pipelines.tick.run",
+    "pipelines.outbox.send",
+)
 
 
 def test_materialize_the_whole_graph_into_a_file_database(tmp_path, monkeypatch):
@@ -322,9 +327,9 @@ def test_materialize_the_whole_graph_into_a_file_database(tmp_path, monkeypatch)
     # found in another checkout (an editable install's finder falls back to its own tree).
     found = {n: importlib.util.find_spec(n) for n in ENGINE_MODULES}
     assert [n for n, spec in found.items() if spec is None] == []
-    assert {n: Path(spec.origin).parent for n, spec in found.items()} == dict.fromkeys(
-        ENGINE_MODULES, ROOT / "pipelines"
-    )
+    assert {n: Path(spec.origin) for n, spec in found.items()} == {
+        n: ROOT / (n.replace(".", "/") + ".py") for n in ENGINE_MODULES
+    }
     sink = SmtpSink()
     mailbox = {"host": "127.0.0.1", "port": sink.port, "starttls": False}
     users = {

@@ -13,7 +13,7 @@ import duckdb
 import pytest
 import yaml
 
-from pipelines.smtp_sink import free_port
+from pipelines.demo.smtp_sink import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,7 +31,7 @@ def test_demo_plays_days_through_dagster_and_prints_plausible_metrics(tmp_path):
     db = project / ".sequencer" / "demo.duckdb"
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home")}
     done = subprocess.run(
-        [sys.executable, "-m", "pipelines.demo_run", "--project", str(project), "--db", str(db),
+        [sys.executable, "-m", "pipelines.demo.run", "--project", str(project), "--db", str(db),
          "--days", "2"],
         capture_output=True, text=True, cwd=ROOT, env=env, timeout=600,
     )  # fmt: skip

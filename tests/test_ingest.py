@@ -10,7 +10,7 @@ import pytest
 
 from pipelines.db import connect
 from pipelines.errors import IngestError
-from pipelines.ingest import detect_entity, ingest_file, ingest_files
+from pipelines.ingest.load import detect_entity, ingest_file, ingest_files
 
 FIXTURES = Path(__file__).parent / "fixtures" / "ingest"
 

@@ -8,7 +8,7 @@ import pytest
 
 from pipelines.instants import local_date, to_naive_utc
 from pipelines.models import Schedule
-from pipelines.occurrences import (
+from pipelines.tick.occurrences import (
     first_occurrence,
     instant_on,
     latest_at_or_before,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 from pipelines.db import connect
-from pipelines.deliver import send_due
+from pipelines.outbox.send import send_due
 from pipelines.workspace import load_workspace
 from tests.delivery_fixtures import (
     ENV,

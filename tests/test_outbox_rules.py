@@ -19,10 +19,10 @@ import duckdb
 import pytest
 import trustme
 
-from pipelines import mail
+from pipelines.channels import message
 from pipelines.db import connect
-from pipelines.deliver import SendReport, send_due
-from pipelines.smtp_sink import SmtpSink
+from pipelines.demo.smtp_sink import SmtpSink
+from pipelines.outbox.send import SendReport, send_due
 from pipelines.workspace import Workspace, load_workspace
 from tests.delivery_fixtures import (
     ENV,
@@ -45,7 +45,7 @@ def no_wait(attempt: int) -> float:
 
 
 def msg_id(key: str) -> str:
-    return mail.message_id(key, "acme.example")
+    return message.message_id(key, "acme.example")
 
 
 @dataclass

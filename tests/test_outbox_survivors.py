@@ -1,7 +1,8 @@
 # ruff: noqa: F811  (`outbox`, the imported fixture, is every test's argument)
 """Outbox rules pinned by the mutation run (issue 14): each test kills a mutant of
-``sql/send_batch.sql`` or ``pipelines/deliver.py`` that survived the older tests, on given rows
-against real parts (a DuckDB file, the SMTP sink, the HTTP SMS gateway).
+``sql/send_batch.sql`` or ``pipelines/deliver.py`` (now ``pipelines/outbox/``) that survived the
+older tests, on given rows against real parts (a DuckDB file, the SMTP sink, the HTTP SMS
+gateway).
 
 Times as in ``test_outbox_rules.py``: T0 = 2026-03-02 14:30Z is Monday 09:30 for alice
 (America/New_York); the send runs at AS_OF = 10:30 New York, so alice's local day is
@@ -17,9 +18,9 @@ import logging
 import time
 from types import SimpleNamespace
 
-from pipelines import deliver
-from pipelines.deliver import default_backoff, send_due
-from pipelines.tasks import list_tasks
+from pipelines.outbox import transitions
+from pipelines.outbox.send import default_backoff, send_due
+from pipelines.outbox.tasks import list_tasks
 from pipelines.workspace import Workspace, load_workspace
 from tests.delivery_fixtures import ENV, action_rows, add_action, statuses
 from tests.test_outbox_rules import (  # noqa: F401  (`outbox` is the fixture)
@@ -195,7 +196,7 @@ def test_tasks_and_sms_are_never_deferred_whatever_the_limit(outbox):
     assert [t["task_id"] for t in list_tasks(con, "alice")] == calls
 
 
-# --- retries (pipelines/deliver.py) -----------------------------------------------------------
+# --- retries (pipelines/outbox/transitions.py) ---------------------------------------------
 
 
 def test_default_retries_are_three_after_the_first_attempt_waiting_2_8_32_seconds(
@@ -210,7 +211,7 @@ def test_default_retries_are_three_after_the_first_attempt_waiting_2_8_32_second
     """
     waits: list[float] = []
     monkeypatch.setattr(
-        deliver, "time", SimpleNamespace(monotonic=time.monotonic, sleep=waits.append)
+        transitions, "time", SimpleNamespace(monotonic=time.monotonic, sleep=waits.append)
     )
     con, ws = outbox.con, outbox.workspace()
     outbox.gateway.replies = [503] * 10
@@ -285,15 +286,14 @@ def test_an_sms_to_a_contact_without_phone_is_held_and_the_operator_is_told(outb
     key = add_action(con, "c2", "text", T0, action="sms", day=6)
     error = "contact has no phone (custom column `phone`)"
 
-    with caplog.at_level(logging.WARNING, logger="pipelines.deliver"):
+    with caplog.at_level(logging.WARNING, logger="pipelines.outbox.transitions"):
         report = outbox.send(ws)
 
     row = action_rows(con)[key]
     assert (row["status"], row["error"]) == ("held", error)
     assert outbox.gateway.requests == []
-    assert [r.getMessage() for r in caplog.records if r.name == "pipelines.deliver"] == [
-        f"action {key} held: {error}"
-    ]
+    logged = [r.getMessage() for r in caplog.records if r.name == "pipelines.outbox.transitions"]
+    assert logged == [f"action {key} held: {error}"]
     assert report.problems == [(key, "held", error)]
 
 

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from pipelines.db import connect
-from pipelines.properties import contact_properties, materialize_contact_state
+from pipelines.tick.properties import contact_properties, materialize_contact_state
 
 T = dt.datetime(2026, 3, 2, 12, 0)
 

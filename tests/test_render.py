@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from pipelines.render import MAX_OUTPUT, Renderer, RenderError, UnsafeTemplate, record
+from pipelines.channels.render import MAX_OUTPUT, Renderer, RenderError, UnsafeTemplate, record
 
 CONTEXT = {
     "contact": record({"first_name": "<b>Ann</b>", "email": "a@x.example", "nickname": None}),

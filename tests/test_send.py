@@ -1,4 +1,4 @@
-"""The send step against a real SMTP server on 127.0.0.1 (pipelines/smtp_sink.py)."""
+"""The send step against a real SMTP server on 127.0.0.1 (pipelines/demo/smtp_sink.py)."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import mail
+from pipelines.channels import message, tracking
 from pipelines.cli import main
 from pipelines.db import connect
-from pipelines.deliver import list_unknown, resolve_unknown, send_due
-from pipelines.smtp_sink import SmtpSink
-from pipelines.tasks import complete_task, list_tasks
+from pipelines.demo.smtp_sink import SmtpSink
+from pipelines.outbox.send import list_unknown, resolve_unknown, send_due
+from pipelines.outbox.tasks import complete_task, list_tasks
 from pipelines.workspace import load_workspace
 from tests.delivery_fixtures import (
     ENV,
@@ -63,7 +63,7 @@ def test_email_headers_body_tracking_and_activity(env):
     assert report.sent == 1 and not report.problems
     [received] = sink.messages
     msg = received.message
-    assert msg["Message-ID"] == mail.message_id(key, "acme.example")
+    assert msg["Message-ID"] == message.message_id(key, "acme.example")
     assert msg["From"] == "Alice Smith <alice@acme.example>"
     assert msg["To"] == "Ann Lee <ann@example.com>"
     assert msg["Cc"] == "manager@acme.example"
@@ -77,9 +77,9 @@ def test_email_headers_body_tracking_and_activity(env):
     assert unsub.startswith("<https://t.acme.example/u/") and unsub.endswith(">")
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     token = unsub[1:-1].rsplit("/", 1)[1]
-    assert mail.verify_token(SECRET.encode(), token) == {"k": key, "c": "c1"}
+    assert tracking.verify_token(SECRET.encode(), token) == {"k": key, "c": "c1"}
     with pytest.raises(ValueError):
-        mail.verify_token(b"other-secret", token)
+        tracking.verify_token(b"other-secret", token)
     text = msg.get_body(("plain",)).get_content()
     markup = msg.get_body(("html",)).get_content()
     assert "Hi Ann," in text and "our deck (https://acme.example/deck?a=1&b=2)" in text
@@ -87,7 +87,7 @@ def test_email_headers_body_tracking_and_activity(env):
     # click tracking: the deck link points at the signed redirect; unsubscribe stays direct
     assert "https://acme.example/deck" not in markup
     click = markup.split('href="https://t.acme.example/c/')[1].split('"')[0]
-    assert mail.verify_token(SECRET.encode(), click)["u"] == "https://acme.example/deck?a=1&b=2"
+    assert tracking.verify_token(SECRET.encode(), click)["u"] == "https://acme.example/deck?a=1&b=2"
     assert f'href="{unsub[1:-1]}"' in markup
     assert '<img src="https://t.acme.example/o/' in markup  # open pixel
     row = action_rows(con)[key]
@@ -210,7 +210,7 @@ def test_transient_failures_exhaust_retries_then_fail(env):
 
 
 def test_connection_refused_is_transient_then_failed(env, tmp_path):
-    from pipelines.smtp_sink import free_port
+    from pipelines.demo.smtp_sink import free_port
 
     con, _, _ = env
     ws = load_workspace(write_workspace(tmp_path / "ws2", free_port()))
@@ -263,7 +263,7 @@ def test_daily_limit_defers_and_deferred_go_first_next_local_day(tmp_path):
         assert report.sent == 2 and report.deferred == 1
         assert statuses_of(con)[k4] == "deferred"
         assert [m.message["Message-ID"] for m in sink.messages] == [
-            mail.message_id(k, "acme.example") for k in (k1, k3)
+            message.message_id(k, "acme.example") for k in (k1, k3)
         ]
         # later the same local day (23:30 New York = 04:30Z next UTC day): still limited
         late = dt.datetime(2026, 3, 3, 4, 30)
@@ -274,7 +274,7 @@ def test_daily_limit_defers_and_deferred_go_first_next_local_day(tmp_path):
         report = send(con, ws, T0 + DAY + HOUR)
         assert report.sent == 2 and report.deferred == 1
         sent_now = [m.message["Message-ID"] for m in sink.messages[2:]]
-        assert sent_now == [mail.message_id(k, "acme.example") for k in (k4, k6)]
+        assert sent_now == [message.message_id(k, "acme.example") for k in (k4, k6)]
         st = statuses_of(con)
         assert st[k4] == st[k6] == "sent" and st[k5] == "deferred"
         # deferred work does not expire: two days later it still goes out first
@@ -526,7 +526,7 @@ def test_cli_review_lists_unknowns_and_mark_settles_each_exactly(
     runner = (
         "import datetime as dt, sys\n"
         "from pipelines.db import connect\n"
-        "from pipelines.deliver import send_due\n"
+        "from pipelines.outbox.send import send_due\n"
         "from pipelines.workspace import load_workspace\n"
         "from tests.delivery_fixtures import kill_at\n"
         "send_due(connect(sys.argv[1]), load_workspace(sys.argv[2]),"
@@ -548,7 +548,7 @@ def test_cli_review_lists_unknowns_and_mark_settles_each_exactly(
     assert code == 0 and out.splitlines()[0].startswith("2 action(s) in status unknown")
     listed = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
     assert list(listed) == [k1, k4]  # oldest claim first
-    assert f"message-id {mail.message_id(k1, 'acme.example')}" in listed[k1]
+    assert f"message-id {message.message_id(k1, 'acme.example')}" in listed[k1]
 
     before = rows()
     code, _, err = sequencer("--mark", k3, "sent")

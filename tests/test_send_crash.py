@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import mail
+from pipelines.channels import message
 from pipelines.db import connect
-from pipelines.smtp_sink import SmtpSink
+from pipelines.demo.smtp_sink import SmtpSink
 from tests.delivery_fixtures import ENV, action_rows, add_action, seed_contacts, write_workspace
 
 T0 = dt.datetime(2026, 3, 2, 14, 30)
@@ -33,9 +33,8 @@ AS_OF = T0 + dt.timedelta(hours=1)
 ROOT = Path(__file__).resolve().parent.parent
 RUNNER = """
 import datetime as dt, sys
-from pipelines import mail
 from pipelines.db import connect
-from pipelines.deliver import send_due
+from pipelines.outbox.send import send_due
 from pipelines.workspace import load_workspace
 from tests.delivery_fixtures import kill_at
 con = connect(sys.argv[1])
@@ -119,7 +118,7 @@ def test_sigkill_at_fault_points(tmp_path, fault, crashed_delivered, delivered_b
         # the crash happened exactly there: the first emails in batch order, no more
         assert (
             sink.message_ids()
-            == [mail.message_id(keys[c], "acme.example") for c in EMAILS][:delivered_before]
+            == [message.message_id(keys[c], "acme.example") for c in EMAILS][:delivered_before]
         )
         rows = finish_and_check(db, ws, sink, keys)
         unknown = [r for r in rows.values() if r["status"] == "unknown"]
@@ -153,10 +152,11 @@ def test_sigkill_from_outside_while_server_holds_data(tmp_path):
 
 
 def test_standalone_sink_process_receives_sends(tmp_path):
-    """``python -m pipelines.smtp_sink`` runs the sink as its own process (for subprocess tests)."""
+    """``python -m pipelines.demo.smtp_sink`` runs the sink as its own process (for subprocess
+    tests)."""
     maildir = tmp_path / "mail"
     sink = subprocess.Popen(
-        [sys.executable, "-m", "pipelines.smtp_sink", "--maildir", str(maildir)],
+        [sys.executable, "-m", "pipelines.demo.smtp_sink", "--maildir", str(maildir)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

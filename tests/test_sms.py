@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 
 from pipelines.db import connect
-from pipelines.deliver import send_due
-from pipelines.smtp_sink import free_port
+from pipelines.demo.smtp_sink import free_port
+from pipelines.outbox.send import send_due
 from pipelines.workspace import load_workspace
 from tests.delivery_fixtures import (
     ENV,

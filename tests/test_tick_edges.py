@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import textwrap
 
-from pipelines.enrollment import enroll
+from pipelines.tick.enrollment import enroll
 from tests.tick_helpers import (
     actions,
     activity,
@@ -378,7 +378,7 @@ STEPS_1234 = (
 
 def test_schedule_edit_resumes_after_the_last_processed_date(tmp_path):
     """A changed ``schedule.time``/``timezone`` applies from the next local date not yet
-    processed: no local date twice, none skipped (pipelines/tick.py ``_pending_occurrences``:
+    processed: no local date twice, none skipped (pipelines/tick/run.py ``_pending_occurrences``:
     dates after the sequence's last ledger date, instants at or after the last instant
     processed, W).
 

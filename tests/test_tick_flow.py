@@ -9,8 +9,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-from pipelines.enrollment import enroll, unenroll
-from pipelines.tick import preview_occurrence
+from pipelines.tick.enrollment import enroll, unenroll
+from pipelines.tick.run import preview_occurrence
 from tests.tick_helpers import (
     actions,
     activity,

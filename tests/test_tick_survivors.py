@@ -12,7 +12,7 @@ import json
 import os
 import time
 
-from pipelines.tick import preview_occurrence
+from pipelines.tick.run import preview_occurrence
 from tests.tick_helpers import (
     actions,
     activity,
@@ -517,7 +517,7 @@ def test_exit_condition_reads_the_contact_own_account(tmp_path):
     assert _status(con, "s") == {"ca": ("exited", "condition", "2026-03-03"), "cb": ACTIVE}
 
 
-# --- the run's record and the preview (pipelines/tick.py) -----------------------------
+# --- the run's record and the preview (pipelines/tick/run.py) -----------------------------
 
 
 def test_decided_at_is_utc_whatever_the_machine_time_zone(tmp_path):

@@ -12,7 +12,7 @@ import duckdb
 from pipelines.db import connect
 from pipelines.instants import parse_instant
 from pipelines.project import Project
-from pipelines.tick import RunReport
+from pipelines.tick.run import RunReport
 from tests.workspace_helpers import write_workspace
 
 T0 = dt.datetime(2026, 1, 1)

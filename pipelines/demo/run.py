@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from pipelines import cli, db
-from pipelines.demo import generate
+from pipelines.demo.data import generate
 from pipelines.workspace import load_workspace
 
 FIRST_DAY = dt.date(2026, 1, 5)  # the demo data is generated as of this Monday
@@ -48,8 +48,8 @@ def show_quarantine(db_path: Path) -> None:
 
 
 def play_days(project: Path, db_path: Path, days: int) -> None:
-    from pipelines.demo_play import play
-    from pipelines.smtp_sink import SmtpSink
+    from pipelines.demo.play import play
+    from pipelines.demo.smtp_sink import SmtpSink
 
     ws = load_workspace(project)
     port = next(u.mailbox.port for u in ws.users.users if u.mailbox)

@@ -18,10 +18,10 @@ from pathlib import Path
 import dagster as dg
 
 from pipelines import db
-from pipelines.demo import new_contacts
+from pipelines.demo.data import new_contacts
 from pipelines.instants import as_aware_utc
-from pipelines.occurrences import instant_on, occurs_on
-from pipelines.simulate import simulate_engagement
+from pipelines.tick.occurrences import instant_on, occurs_on
+from pipelines.demo.simulate import simulate_engagement
 from pipelines.workspace import Workspace
 
 NEW_LEADS_PER_DAY = 40

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 import duckdb
 
 from pipelines import sqlrun
-from pipelines.compiled import CompiledSequence
+from pipelines.compile.sequence import CompiledSequence
 from pipelines.instants import local_date
-from pipelines.properties import materialize_contact_state
+from pipelines.tick.properties import materialize_contact_state
 
 
 @dataclass

@@ -26,6 +26,7 @@ from sqlglot.optimizer.annotate_types import annotate_types
 from sqlglot.schema import MappingSchema
 from sqlglot.tokens import TokenType
 
+from pipelines.compile.allowlist import check_allowed, reject
 from pipelines.errors import ConditionError, Location
 
 Scope = Literal["audience", "step", "exit"]
@@ -48,64 +49,6 @@ ENROLLMENT_COLUMNS: dict[str, str] = {
 OCCURRENCE_COLUMNS: dict[str, str] = {"occurrence_at": "TIMESTAMP", "occurrence_on": "DATE"}
 DEFAULT_LIMIT = 8
 MAX_LENGTH = 10_000  # a filter, not a program; also keeps sqlglot's recursion shallow
-
-# --- The allow-list -------------------------------------------------------------------------
-# Node classes a condition may contain. Everything else (subqueries, statements, table
-# functions, file readers, JSON/struct access, lambdas, placeholders, star) is rejected.
-# Note exp.And/exp.Or subclass exp.Func: membership is by exact class, never isinstance.
-ALLOWED_NODES: frozenset[type[exp.Expr]] = frozenset(
-    {
-        # leaves and structure
-        exp.Column, exp.Identifier, exp.Literal, exp.Null, exp.Boolean, exp.Paren, exp.Var,
-        exp.DataType, exp.DataTypeParam, exp.Interval, exp.Array,
-        # logic and comparison
-        exp.And, exp.Or, exp.Not, exp.EQ, exp.NEQ, exp.LT, exp.LTE, exp.GT, exp.GTE, exp.Is,
-        exp.NullSafeEQ, exp.NullSafeNEQ, exp.Between, exp.In, exp.Case, exp.If,
-        exp.Like, exp.ILike, exp.SimilarTo, exp.Glob, exp.Escape, exp.RegexpLike,
-        # arithmetic and casts
-        exp.Add, exp.Sub, exp.Mul, exp.Div, exp.IntDiv, exp.Mod, exp.Neg, exp.Cast, exp.TryCast,
-        # strings
-        exp.Lower, exp.Upper, exp.Trim, exp.Length, exp.Concat, exp.DPipe, exp.Substring,
-        exp.Left, exp.Right, exp.StartsWith, exp.EndsWith, exp.Contains, exp.Replace,
-        exp.SplitPart, exp.RegexpExtract, exp.RegexpReplace, exp.StrPosition, exp.Pad,
-        # null handling and numbers
-        exp.Coalesce, exp.Nullif, exp.Abs, exp.Round, exp.Floor, exp.Ceil, exp.Least,
-        exp.Greatest,
-        # dates and times
-        exp.DateDiff, exp.DateTrunc, exp.TimestampTrunc, exp.Extract, exp.DateAdd, exp.DateSub,
-        exp.Year, exp.Month, exp.Day, exp.DayOfWeek, exp.TimeToStr, exp.StrToTime,
-        exp.TimeToUnix, exp.CurrentTimestamp, exp.Localtimestamp, exp.CurrentDate,
-        # lists
-        exp.ArrayContains, exp.ArrayOverlaps, exp.ArraySize,
-    }
-)  # fmt: skip
-
-# The bare words a condition may hold: date parts and interval units (date_trunc(month, x),
-# extract(year from x), interval 3 day). Anything else would fail only at run time.
-DATE_PARTS: frozenset[str] = frozenset(
-    {
-        unit + plural
-        for unit in (
-            "year", "month", "day", "hour", "minute", "second", "millisecond", "microsecond",
-            "week", "quarter", "decade", "century", "millennium",
-        )
-        for plural in ("", "s")
-    }
-    | set("dow doy isodow isoyear yearweek dayofweek dayofyear weekday epoch ms us".split())
-)  # fmt: skip
-
-# Function names allowed when sqlglot has no class for them (they parse as exp.Anonymous).
-ALLOWED_FUNCTIONS: frozenset[str] = frozenset(
-    """
-    lower upper trim ltrim rtrim length concat substring left right starts_with ends_with
-    contains replace split_part regexp_matches regexp_extract regexp_replace strpos lpad rpad
-    coalesce ifnull nullif abs round floor ceil least greatest
-    date_diff datediff date_trunc date_part datepart extract date_add date_sub year month day
-    dayofweek strftime strptime epoch age
-    list_contains list_has_any len array_length list_count
-    now get_current_timestamp transaction_timestamp today
-    """.split()
-)
 
 # First tokens that make the text a statement rather than an expression (for the message only:
 # the parse into exp.Condition is what rejects them).
@@ -213,7 +156,7 @@ def compile_condition(
     where = dataclasses.replace(location or Location(), condition=shown)
     tree = _parse(text, where)
     try:
-        _check_allowed(tree, where)
+        check_allowed(tree, where)
         tables = _tables_in_scope(schema, scope, record)
         tree, columns = _resolve_columns(tree, tables, schema.ambiguous, where)
         tree, uses_now = _rewrite_now(_make_total(tree))
@@ -309,48 +252,6 @@ def _error_position(text: str, exc: ParseError) -> int | None:
     return max(0, min(len(text), line_start + col - len(error.get("highlight") or " ")))
 
 
-def _position(node: exp.Expr) -> int | None:
-    """Where the node starts, when its token carried a position (a column: its first part)."""
-    if isinstance(node, exp.Column):
-        starts = [part.meta["start"] for part in node.parts if "start" in part.meta]
-        return min(starts, default=None)
-    return node.meta.get("start")
-
-
-def _reject(reason: str, node: exp.Expr, where: Location) -> ConditionError:
-    return ConditionError(reason, where, _position(node))
-
-
-def _check_allowed(tree: exp.Expr, where: Location) -> None:
-    """Walk every node; anything not on the allow-list is an error naming it."""
-    for node in tree.walk():
-        kind = type(node)
-        if isinstance(node, (exp.Query, exp.Subquery, exp.Exists)):
-            raise _reject("subqueries are not allowed", node, where)
-        if isinstance(node, exp.Star) or (isinstance(node, exp.Column) and node.is_star):
-            raise _reject("* is not allowed", node, where)
-        if isinstance(node, exp.Placeholder):
-            raise _reject("parameters and placeholders are not allowed", node, where)
-        if kind is exp.Anonymous:
-            if node.name.lower() not in ALLOWED_FUNCTIONS:
-                raise _reject(f"function {node.name.lower()}() is not allowed", node, where)
-            continue
-        if kind is exp.In and node.args.get("query"):
-            raise _reject("subqueries are not allowed", node, where)
-        if kind is exp.In and (node.args.get("unnest") or not node.expressions):
-            raise _reject("IN takes a non-empty list of values only", node, where)
-        if kind is exp.Var and node.name.lower() not in DATE_PARTS:
-            raise _reject(f"unknown date part {node.name!r}", node, where)
-        if kind not in ALLOWED_NODES:
-            raise _reject(_describe(node) + " is not allowed", node, where)
-
-
-def _describe(node: exp.Expr) -> str:
-    if isinstance(node, exp.Func):
-        return f"function {node.sql_name().lower()}()"
-    return f"{node.key.upper()} expression"
-
-
 def _tables_in_scope(schema: ConditionSchema, scope: Scope, record: Record) -> dict:
     """Alias -> columns visible here; the first alias is what unqualified names mean."""
     if scope not in ("audience", "step", "exit"):
@@ -374,15 +275,15 @@ def _resolve_columns(
         if not isinstance(column, exp.Column):
             return column
         if column.args.get("db") or column.args.get("catalog"):
-            raise _reject(f"{column.sql()} refers to another table", column, where)
+            raise reject(f"{column.sql()} refers to another table", column, where)
         alias = (column.table or default).lower()
         if alias not in tables:
-            raise _reject(_unknown_table(alias, tables), column, where)
+            raise reject(_unknown_table(alias, tables), column, where)
         name = _find_column(column.name, tables[alias])
         if alias == "contact" and column.name.lower() in ambiguous:
-            raise _reject(f"column {column.name} is ambiguous", column, where)
+            raise reject(f"column {column.name} is ambiguous", column, where)
         if name is None:
-            raise _reject(f"unknown column {alias}.{column.name}", column, where)
+            raise reject(f"unknown column {alias}.{column.name}", column, where)
         read.add((alias, name))
         return exp.column(name, table=alias, quoted=True)
 

@@ -2,22 +2,20 @@
 
 A :class:`CompiledSequence` holds, for one sequence file, the DuckDB SQL of its audience,
 step conditions and exit conditions, ready for the tick and preview to wrap in set-based
-queries. The evaluation contract of every SQL fragment is in :mod:`pipelines.compiler`:
+queries. The evaluation contract of every SQL fragment is in :mod:`pipelines.compile.condition`:
 aliases ``contact``, ``account``, ``enrollment`` (steps only) and ``occurrence``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
-from jinja2 import TemplateSyntaxError
-
-from pipelines.compiler import CompiledCondition, ConditionSchema, compile_conditions
+from pipelines.compile.condition import CompiledCondition, ConditionSchema, compile_conditions
+from pipelines.compile.references import check_references
 from pipelines.errors import ConfigError, ErrorList, Location, SequencerError
 from pipelines.models import Sequence
-from pipelines.render import SequencerSandbox
 from pipelines.workspace import Workspace
 
 Phase = Literal["audience", "step", "exit"]
@@ -32,7 +30,7 @@ class Reads:
     ``sequences``: the derived ``contact.sequences``; ``enrollment``: any ``enrollment.*``
     column; ``now``: ``now()``/``current_date`` (the occurrence's instant or date).
 
-    >>> from pipelines.compiler import ConditionSchema, compile_condition
+    >>> from pipelines.compile.condition import ConditionSchema, compile_condition
     >>> schema = ConditionSchema(contact={"email": "VARCHAR", "sequences": "VARCHAR[]"},
     ...     account={})
     >>> Reads.of([compile_condition("email = 'sequences'", schema)])
@@ -136,12 +134,11 @@ def _catch(errors: list[SequencerError], fn, *args, **kwargs):
     return None
 
 
-def compile_sequence(ws: Workspace, seq: Sequence, schema: ConditionSchema) -> CompiledSequence:
-    """Compile every condition of ``seq``; raise :class:`ErrorList` naming each bad one."""
+def _compile_views(
+    ws: Workspace, seq: Sequence, schema: ConditionSchema, errors: list[SequencerError]
+) -> dict[str, CompiledCondition]:
+    """The saved views the audience names, each compiled as one audience condition."""
     file = ws.source(seq.name)
-    limit = ws.users.condition_limit
-    record = seq.audience.record
-    errors: list[SequencerError] = []
     views: dict[str, CompiledCondition] = {}
     for name in seq.audience.views:
         where = Location(file=file, sequence=seq.name, field=f"audience.views[{name}]")
@@ -154,12 +151,22 @@ def compile_sequence(ws: Workspace, seq: Sequence, schema: ConditionSchema) -> C
             [ws.views[name]],
             schema,
             scope="audience",
-            record=record,
+            record=seq.audience.record,
             location=where,
-            limit=limit,
+            limit=ws.users.condition_limit,
         )
         if compiled:
             views[name] = compiled[0]
+    return views
+
+
+def compile_sequence(ws: Workspace, seq: Sequence, schema: ConditionSchema) -> CompiledSequence:
+    """Compile every condition of ``seq``; raise :class:`ErrorList` naming each bad one."""
+    file = ws.source(seq.name)
+    limit = ws.users.condition_limit
+    record = seq.audience.record
+    errors: list[SequencerError] = []
+    views = _compile_views(ws, seq, schema, errors)
     where = (
         _catch(
             errors,
@@ -204,62 +211,6 @@ def compile_sequence(ws: Workspace, seq: Sequence, schema: ConditionSchema) -> C
     if errors:
         raise ErrorList(errors)
     return CompiledSequence(seq, file, views, where, steps, exit_where)
-
-
-def check_references(ws: Workspace, seq: Sequence) -> list[SequencerError]:
-    """Owner and permissions, templates, users named by steps, exclusive_with names."""
-    file = ws.source(seq.name)
-    errors: list[SequencerError] = []
-    at = Location(file=file, sequence=seq.name)
-    owner = ws.users.user(seq.owner)
-    if owner is None:
-        errors.append(ConfigError(f"unknown owner {seq.owner!r}", replace(at, field="owner")))
-    elif not ws.users.can(seq.owner, "create_sequences"):
-        errors.append(
-            ConfigError(
-                f"owner {seq.owner!r} (role {owner.role!r}) lacks create_sequences",
-                Location(file=file, sequence=seq.name, field="owner"),
-            )
-        )
-    for other in seq.exclusive_with:
-        if other not in ws.sequences:
-            errors.append(
-                ConfigError(
-                    f"exclusive_with names unknown sequence {other!r}",
-                    Location(file=file, sequence=seq.name, field="exclusive_with"),
-                )
-            )
-    env = SequencerSandbox()  # the environment that renders them
-    for i, step in enumerate(seq.steps):
-        loc = Location(file=file, sequence=seq.name, step=step.id)
-        for key in ("from_", "reply_to"):
-            value = getattr(step, key)
-            if value != "owner" and "@" not in value and ws.users.user(value) is None:
-                name = key.rstrip("_")
-                errors.append(ConfigError(f"{name}: unknown user {value!r}", loc))
-        sources = {
-            f"steps[{i}].subject": step.subject,
-            f"steps[{i}].body": step.body,
-            f"steps[{i}].note": step.note,
-        }
-        if step.template:
-            path = ws.templates_dir / step.template
-            if not path.is_file():
-                errors.append(ConfigError(f"unknown template {step.template!r}", loc))
-            else:
-                sources[f"template {step.template}"] = path.read_text(encoding="utf-8")
-        for name, text in sources.items():
-            if text is None:
-                continue
-            try:
-                env.parse(text)
-            except TemplateSyntaxError as exc:
-                errors.append(
-                    ConfigError(
-                        f"{name}: template syntax error line {exc.lineno}: {exc.message}", loc
-                    )
-                )
-    return errors
 
 
 def compile_workspace(ws: Workspace, schema: ConditionSchema) -> Compilation:

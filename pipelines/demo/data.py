@@ -130,8 +130,14 @@ def generate(
     paths = {name: out / f"{name}.csv" for name in ("accounts", "contacts", "activities")}
     for name, path in paths.items():
         con.execute(f"copy (select * from {name} order by 1) to '{path}' (header, delimiter ',')")
-    with paths["contacts"].open("a", encoding="utf-8") as f:
-        # Deliberately bad rows: they must land in quarantine with their line numbers.
+    _append_bad_contacts(paths["contacts"])
+    con.close()
+    return paths
+
+
+def _append_bad_contacts(path: Path) -> None:
+    """Deliberately bad rows: they must land in quarantine with their line numbers."""
+    with path.open("a", encoding="utf-8") as f:
         f.write(",nobody@example.com,No,Id,A00001,alice,UTC,false,2025-12-01,2025-12-01,lead,10,\n")
         f.write(
             "C999998,not-an-email,Bad,Email,A00001,alice,UTC,false,2025-12-01,2025-12-01,lead,10,\n"
@@ -139,8 +145,6 @@ def generate(
         f.write(
             "C999999,tz@example.com,Bad,Zone,A00001,alice,Mars/Olympus,false,2025-12-01,2025-12-01,lead,10,\n"
         )
-    con.close()
-    return paths
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 In a test::
 
-    from pipelines.smtp_sink import SmtpSink    # or the ``smtp_sink`` fixture of tests/
+    from pipelines.demo.smtp_sink import SmtpSink    # or the ``smtp_sink`` fixture of tests/
     with SmtpSink() as sink:                 # SmtpSink(starttls=ctx) / SmtpSink(ssl=ctx): TLS
         sink.reject["bad@x.example"] = "550 5.1.1 no such user"
         sink.tempfail = 2                    # the next 2 DATA commands get 451
@@ -12,7 +12,7 @@ In a test::
 
 Standalone, for subprocess tests (prints ``PORT <n>`` and writes each message to DIR)::
 
-    python -m pipelines.smtp_sink --maildir DIR [--port N] [--delay SECONDS]
+    python -m pipelines.demo.smtp_sink --maildir DIR [--port N] [--delay SECONDS]
 """
 
 from __future__ import annotations
