@@ -16,8 +16,8 @@ FIXTURES = Path(__file__).parent / "fixtures" / "ingest"
 
 
 @pytest.fixture
-def con(tmp_path):
-    con = connect(tmp_path / "db" / "sequencer.duckdb")
+def con(db_path):
+    con = connect(db_path)
     yield con
     con.close()
 

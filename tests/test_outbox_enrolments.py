@@ -16,7 +16,6 @@ from tests.delivery_fixtures import (
     ENV,
     add_action,
     seed_contacts,
-    smtp_sink,  # noqa: F401 (fixture)
     statuses,
     write_workspace,
 )
@@ -43,7 +42,7 @@ def enrol(con, sequence: str, status: str, reason: str | None) -> None:
     )
 
 
-def test_another_sequence_exit_under_the_same_id_does_not_skip_the_send(tmp_path, smtp_sink):  # noqa: F811
+def test_another_sequence_exit_under_the_same_id_does_not_skip_the_send(tmp_path, smtp_sink):
     """c1 replied in ``twin`` (exited) and is active in ``outbound``; both ids are ``e-c1``.
     outbound's due intro is sent (1 message to ann@example.com), not skipped as exited."""
     root, con = outbox_with_twin(tmp_path, smtp_sink.port)
@@ -56,7 +55,7 @@ def test_another_sequence_exit_under_the_same_id_does_not_skip_the_send(tmp_path
     con.close()
 
 
-def test_a_reply_step_threads_only_on_its_own_sequence_emails(tmp_path, smtp_sink):  # noqa: F811
+def test_a_reply_step_threads_only_on_its_own_sequence_emails(tmp_path, smtp_sink):
     """``twin`` sent c1 its intro (Message-ID <twin-intro@acme.example>, subject "Twin hello");
     outbound never sent c1 an intro. outbound's ``bump`` (thread: reply) therefore starts a new
     thread: no In-Reply-To, no References, and its own subject "unused", not "Re: Twin hello"."""

@@ -25,7 +25,6 @@ from tests.delivery_fixtures import (
     add_action,
     key_of,
     seed_contacts,
-    smtp_sink,  # noqa: F401  (fixture)
     write_workspace,
 )
 from tests.delivery_fixtures import statuses as statuses_of
@@ -40,7 +39,7 @@ def no_wait(attempt: int) -> float:
 
 
 @pytest.fixture
-def env(tmp_path, smtp_sink):  # noqa: F811
+def env(tmp_path, smtp_sink):
     con = connect(tmp_path / "db.duckdb")
     seed_contacts(con)
     ws = load_workspace(write_workspace(tmp_path / "ws", smtp_sink.port))
@@ -284,7 +283,7 @@ def test_daily_limit_defers_and_deferred_go_first_next_local_day(tmp_path):
         con.close()
 
 
-def test_limit_is_per_sending_user(tmp_path, smtp_sink):  # noqa: F811
+def test_limit_is_per_sending_user(tmp_path, smtp_sink):
     """Alice may send 1 email a day, Bob 2. Five due emails of Alice's sequence, one minute
     apart: `intro` goes from Alice's mailbox, `html` (from: bob) from Bob's.
 
@@ -482,7 +481,7 @@ def test_key_helper_matches_rows(env):
 
 def test_cli_review_lists_unknowns_and_mark_settles_each_exactly(
     tmp_path,
-    smtp_sink,  # noqa: F811
+    smtp_sink,
     monkeypatch,
     capsys,
 ):
