@@ -8,6 +8,8 @@ import importlib.util
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -381,3 +383,16 @@ def test_materialize_the_whole_graph_into_a_file_database(tmp_path, monkeypatch)
     con = db.connect(database)
     assert con.execute("select count(*) from actions").fetchone()[0] == counts["actions"]
     con.close()
+
+
+def test_dagster_validates_the_definitions_as_dg_check_defs_does(tmp_path):
+    """``dagster definitions validate`` (what ``dg check defs`` runs; the ``dg`` CLI is not a
+    dependency) loads the code location in a fresh process and finds no error."""
+    (tmp_path / "dagster.yaml").write_text("", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "pipelines.definitions"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+        env={**os.environ, "DAGSTER_HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "All code locations passed validation" in done.stdout + done.stderr
