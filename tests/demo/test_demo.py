@@ -15,7 +15,7 @@ import yaml
 
 from pipelines.demo.smtp_sink import free_port
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow

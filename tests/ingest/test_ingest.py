@@ -12,7 +12,7 @@ from pipelines.db import connect
 from pipelines.errors import IngestError
 from pipelines.ingest.load import detect_entity, ingest_file, ingest_files
 
-FIXTURES = Path(__file__).parent / "fixtures" / "ingest"
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "ingest"
 
 
 @pytest.fixture

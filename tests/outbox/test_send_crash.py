@@ -30,7 +30,7 @@ from tests.delivery_fixtures import ENV, action_rows, add_action, seed_contacts,
 
 T0 = dt.datetime(2026, 3, 2, 14, 30)
 AS_OF = T0 + dt.timedelta(hours=1)
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 RUNNER = """
 import datetime as dt, sys
 from pipelines.db import connect

@@ -313,7 +313,7 @@ def test_second_process_gets_a_clear_busy_error(tmp_path):
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
         timeout=60,
     )
     assert out.stdout.startswith("BUSY"), out.stderr

@@ -534,7 +534,7 @@ def test_cli_review_lists_unknowns_and_mark_settles_each_exactly(
     crashed = subprocess.run(
         [sys.executable, "-c", runner, str(db), str(project), (T0 + 2 * HOUR).isoformat()],
         capture_output=True,
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
     )
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr.decode()
     assert rows()[k4]["status"] == "unknown"

@@ -23,7 +23,7 @@ from pipelines.outbox.send import default_backoff, send_due
 from pipelines.outbox.tasks import list_tasks
 from pipelines.workspace import Workspace, load_workspace
 from tests.delivery_fixtures import ENV, action_rows, add_action, statuses
-from tests.test_outbox_rules import (  # noqa: F401  (`outbox` is the fixture)
+from tests.outbox.test_outbox_rules import (  # noqa: F401  (`outbox` is the fixture)
     AS_OF,
     DAY,
     HOUR,

@@ -24,7 +24,7 @@ from pipelines.compile.condition import (
 from pipelines.errors import ConditionError, ConfigError, Location
 from tests.condition_rows import Occurrence, add_columns, insert, kept, load_rows
 
-FIXTURES = Path(__file__).parent / "fixtures" / "compiler"
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "compiler"
 VALID = yaml.safe_load((FIXTURES / "valid.yaml").read_text(encoding="utf-8"))
 INVALID = yaml.safe_load((FIXTURES / "invalid.yaml").read_text(encoding="utf-8"))
 CASES = VALID["cases"]
