@@ -31,6 +31,7 @@ from pipelines.workspace import Workspace
 
 
 def sha(text: str) -> str:
+    """32 hex characters of sha256: the SMS Message-ID and the sent activity's id."""
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -40,6 +41,8 @@ class Held(SequencerError):
 
 @dataclass
 class Prepared:
+    """A prepared action: what the claim records and the send hands to the transport."""
+
     kind: str  # email | sms | task
     message_id: str | None = None
     subject: str | None = None
@@ -62,7 +65,7 @@ class Composer:
         self.renderer = Renderer(ws.templates_dir)
 
     def prepare(self, action: dict, contact: dict, account: dict, history: dict) -> Prepared:
-        seq = self.ws.sequences[action["sequence"]]  # _skip_unsendable removed unknown ones
+        seq = self.ws.sequences[action["sequence"]]  # batch.skip_unsendable removed unknown ones
         step = seq.step(action["step"])
         owner = self.ws.users.user(seq.owner)
         if step is None:

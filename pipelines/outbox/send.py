@@ -1,6 +1,7 @@
 """The send step (SPEC 6 "Sending"): an exactly-once outbox over the ``actions`` table.
 
-Set-based first, row-at-a-time only where the work is per message:
+Set-based first (:mod:`pipelines.outbox.batch`), row-at-a-time only where the work is per
+message (:mod:`pipelines.outbox.compose`, :mod:`pipelines.outbox.transitions`):
 
 1. *expire* — one UPDATE: ``due`` emails/SMS older than their sequence's ``stale_after_hours``;
 2. *opt-outs* — one UPDATE: emails/SMS to contacts unsubscribed (or bounced, for email) since
@@ -33,8 +34,14 @@ from pipelines.outbox.review import list_unknown, resolve_unknown
 from pipelines.outbox.transitions import Clock, FaultHook, Sender, no_faults
 from pipelines.workspace import Workspace
 
-__all__ = ["FaultHook", "SendReport", "default_backoff", "list_unknown", "resolve_unknown"]
-__all__ += ["send_due"]
+__all__ = [
+    "FaultHook",
+    "SendReport",
+    "default_backoff",
+    "list_unknown",
+    "resolve_unknown",
+    "send_due",
+]
 
 
 def default_backoff(attempt: int) -> float:
