@@ -7,7 +7,7 @@ SEQ := $(BIN)/sequencer
 DEMO_DB := .sequencer/demo.duckdb
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: setup demo test test-fast lint mutate bench bench-quick dev clean
+.PHONY: setup demo test test-fast lint check-defs mutate bench bench-quick dev clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -18,13 +18,19 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m pipelines.demo_run --project . --db $(DEMO_DB)
+	$(BIN)/python -m pipelines.demo.run --project . --db $(DEMO_DB)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: $(STAMP) lint
+# What `dg check defs` checks (the dg CLI is not a dependency): the code location loads and
+# validates, against the instance of dagster.yaml.
+check-defs: $(STAMP)
+	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster definitions validate -m pipelines.definitions
+
+test: $(STAMP) lint check-defs
 	$(BIN)/pytest --doctest-modules pipelines tests
 
 test-fast: $(STAMP)

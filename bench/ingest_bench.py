@@ -19,7 +19,7 @@ import duckdb
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipelines.db import connect  # noqa: E402
-from pipelines.ingest import ingest_file  # noqa: E402
+from pipelines.ingest.load import ingest_file  # noqa: E402
 
 CONTACTS_SQL = """
 copy (

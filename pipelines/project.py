@@ -30,20 +30,22 @@ from typing import Any
 
 import duckdb
 
-from pipelines import db, enrollment
-from pipelines import tasks as task_queue
-from pipelines.compiled import Compilation, CompiledSequence, compile_workspace
-from pipelines.compiler import ConditionSchema
-from pipelines.deliver import SendReport, list_unknown, resolve_unknown, send_due
+from pipelines import db
+from pipelines.compile.condition import ConditionSchema
+from pipelines.compile.sequence import Compilation, CompiledSequence, compile_workspace
 from pipelines.errors import ErrorList, PermissionDenied, SequencerError
-from pipelines.ingest import IngestResult, ingest_files
+from pipelines.ingest.load import IngestResult, ingest_files
 from pipelines.instants import as_of_or_now
 from pipelines.metrics import DEFAULT_SNAPSHOT, build_metrics, metrics_table, publish_snapshot
 from pipelines.models import Sequence
-from pipelines.preview import AudiencePreview, preview_audience
-from pipelines.properties import materialize_contact_state
+from pipelines.outbox import tasks as task_queue
+from pipelines.outbox.review import list_unknown, resolve_unknown
+from pipelines.outbox.send import SendReport, send_due
 from pipelines.scope import Actor, require_sequence, resolve_actor, sees_all, visible_sequences
-from pipelines.tick import RunReport, preview_occurrence, run_tick
+from pipelines.tick import enrollment
+from pipelines.tick.preview import AudiencePreview, preview_audience
+from pipelines.tick.properties import materialize_contact_state
+from pipelines.tick.run import RunReport, preview_occurrence, run_tick
 from pipelines.workspace import Workspace, load_workspace
 
 RUN_REFUSED = "run ticks every sequence: it is for the operator or an admin"

@@ -155,7 +155,7 @@ create table if not exists runs (
     stats json,
 );
 
--- Tick state (pipelines/tick.py). Derived activity properties of every contact with activity,
+-- Tick state (pipelines/tick/state.py). Derived activity properties of every contact with activity,
 -- maintained incrementally: as of tick_state.properties_as_of, the latest instant processed.
 create table if not exists contact_activity_state (
     contact_id varchar primary key,
@@ -184,7 +184,7 @@ create table if not exists sequence_state (
     first_occurrence_on date not null,
 );
 
--- Manual enrolment requests (pipelines/enrollment.py), resolved at the sequence's next
+-- Manual enrolment requests (pipelines/tick/enrollment.py), resolved at the sequence's next
 -- occurrence at or after requested_at.
 create table if not exists manual_requests (
     sequence varchar not null,

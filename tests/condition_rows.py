@@ -2,11 +2,11 @@
 
 The rows go into a real database with the engine's schema (``sql/schema.sql`` and its
 contact-mode macros). The derived properties and ``sequences`` come from the engine's own
-:func:`~pipelines.properties.materialize_contact_state` over those rows (activities as of the
+:func:`~pipelines.tick.properties.materialize_contact_state` over those rows (activities as of the
 occurrence, active enrolments). Each condition's SQL is pasted, as the engine pastes it, into
 the FROM clause the engine evaluates it in:
 
-- an audience of contacts: the preview's frame (:mod:`pipelines.preview`): every contact
+- an audience of contacts: the preview's frame (:mod:`pipelines.tick.preview`): every contact
   created at or before the occurrence (or with no creation time), with its primary account;
 - an audience of accounts: the accounts, as in ``sql/tick/int_entries.sql``;
 - step and exit conditions: each enrolled contact, as in ``sql/tick/int_step_actions.sql`` and
@@ -25,9 +25,9 @@ from typing import Any
 
 import duckdb
 
-from pipelines.compiler import ENROLLMENT_COLUMNS
-from pipelines.preview import _frame
-from pipelines.properties import materialize_contact_state
+from pipelines.compile.condition import ENROLLMENT_COLUMNS
+from pipelines.tick.preview import _frame
+from pipelines.tick.properties import materialize_contact_state
 
 OCCURRENCE = """
 cross join (

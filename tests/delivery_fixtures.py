@@ -1,4 +1,5 @@
-"""Small workspaces and action rows for the send tests (no conftest: import what you need)."""
+"""The send tests' workspace (users alice and bob, sequence ``outbound``) and action rows.
+The SMTP sink fixture is in ``tests/conftest.py``."""
 
 from __future__ import annotations
 
@@ -13,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pytest
 
-from pipelines.deliver import FaultHook
+from pipelines.outbox.send import FaultHook
+from tests.workspace_helpers import write_workspace as build_workspace
 
 SECRET = "s3cret-tracking"
 ENV = {"TRACKING_SECRET": SECRET, "SMS_TOKEN": "sms-token", "BOB_SMTP_PASSWORD": "hunter2"}
@@ -98,22 +99,21 @@ def write_workspace(
     bob_login: bool = False,
 ) -> Path:
     """A workspace with users alice and bob (mailboxes on the sink) and sequence ``outbound``."""
-    (root / "sequences" / "templates").mkdir(parents=True, exist_ok=True)
     login = ", username: bob, password_env: BOB_SMTP_PASSWORD" if bob_login else ""
-    (root / "users.yaml").write_text(
-        USERS.format(
-            port=port,
-            bob_port=bob_port or port,
-            alice_limit=alice_limit,
-            bob_limit=bob_limit,
-            sms_url=sms_url,
-            bob_login=login,
-        )
+    users = USERS.format(
+        port=port,
+        bob_port=bob_port or port,
+        alice_limit=alice_limit,
+        bob_limit=bob_limit,
+        sms_url=sms_url,
+        bob_login=login,
     )
-    (root / "sequences" / "outbound.yaml").write_text(SEQUENCE.format(stale=stale))
-    for name, text in TEMPLATES.items():
-        (root / "sequences" / "templates" / name).write_text(textwrap.dedent(text))
-    return root
+    return build_workspace(
+        root,
+        {"outbound": SEQUENCE.format(stale=stale)},
+        users=users,
+        templates={name: textwrap.dedent(text) for name, text in TEMPLATES.items()},
+    )
 
 
 CONTACTS = [
@@ -172,15 +172,6 @@ def action_rows(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
 
 def statuses(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     return {k: v["status"] for k, v in action_rows(con).items()}
-
-
-@pytest.fixture
-def smtp_sink():
-    """A real SMTP server on 127.0.0.1 for one test."""
-    from pipelines.smtp_sink import SmtpSink
-
-    with SmtpSink() as sink:
-        yield sink
 
 
 def kill_at(spec: str) -> FaultHook:

@@ -8,6 +8,8 @@ import importlib.util
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,7 +19,7 @@ import pytest
 
 from pipelines import db
 from pipelines.defs.resources import AS_OF_TAG, SequencerResource, as_of_run_config
-from pipelines.smtp_sink import SmtpSink
+from pipelines.demo.smtp_sink import SmtpSink
 from tests.delivery_fixtures import ENV, add_action, seed_contacts
 from tests.delivery_fixtures import write_workspace as write_delivery_workspace
 from tests.workspace_helpers import USERS, write_workspace
@@ -314,7 +316,12 @@ EXPECTED_COUNTS = {
     "email_outcomes": 2,  # one per sent email
 }
 OUTPUT_TABLES = tuple(EXPECTED_COUNTS)
-ENGINE_MODULES = ("pipelines.ingest", "pipelines.quality", "pipelines.tick", "pipelines.deliver")
+ENGINE_MODULES = (
+    "pipelines.ingest.load",
+    "pipelines.ingest.quality",
+    "pipelines.tick.run",
+    "pipelines.outbox.send",
+)
 
 
 def test_materialize_the_whole_graph_into_a_file_database(tmp_path, monkeypatch):
@@ -322,9 +329,9 @@ def test_materialize_the_whole_graph_into_a_file_database(tmp_path, monkeypatch)
     # found in another checkout (an editable install's finder falls back to its own tree).
     found = {n: importlib.util.find_spec(n) for n in ENGINE_MODULES}
     assert [n for n, spec in found.items() if spec is None] == []
-    assert {n: Path(spec.origin).parent for n, spec in found.items()} == dict.fromkeys(
-        ENGINE_MODULES, ROOT / "pipelines"
-    )
+    assert {n: Path(spec.origin) for n, spec in found.items()} == {
+        n: ROOT / (n.replace(".", "/") + ".py") for n in ENGINE_MODULES
+    }
     sink = SmtpSink()
     mailbox = {"host": "127.0.0.1", "port": sink.port, "starttls": False}
     users = {
@@ -376,3 +383,16 @@ def test_materialize_the_whole_graph_into_a_file_database(tmp_path, monkeypatch)
     con = db.connect(database)
     assert con.execute("select count(*) from actions").fetchone()[0] == counts["actions"]
     con.close()
+
+
+def test_dagster_validates_the_definitions_as_dg_check_defs_does(tmp_path):
+    """``dagster definitions validate`` (what ``dg check defs`` runs; the ``dg`` CLI is not a
+    dependency) loads the code location in a fresh process and finds no error."""
+    (tmp_path / "dagster.yaml").write_text("", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "pipelines.definitions"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+        env={**os.environ, "DAGSTER_HOME": str(tmp_path)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "All code locations passed validation" in done.stdout + done.stderr

@@ -34,9 +34,9 @@ def test_run_on_a_given_connection_locks_it_down(tmp_path):
     fresh.close()
 
 
-def test_run_opens_and_closes_its_own_connection(tmp_path):
-    root = write_sequences(tmp_path / "ws", {"s": classic("s", CALL)})
-    db = tmp_path / "db.duckdb"
+def test_run_opens_and_closes_its_own_connection(workspace, db_path):
+    root = workspace({"s": classic("s", CALL)})
+    db = db_path
     con = connect(db)
     insert(con, "contacts", [contact("c1")])
     con.close()

@@ -9,8 +9,8 @@ import pytest
 from pipelines.cli import main
 from pipelines.db import connect
 from pipelines.errors import PermissionDenied
+from pipelines.outbox.tasks import insert_task
 from pipelines.scope import Actor, require_sequence, resolve_actor, visible_sequences
-from pipelines.tasks import insert_task
 from pipelines.workspace import load_workspace
 from tests.test_metrics import table_rows
 from tests.workspace_helpers import write_workspace

@@ -12,7 +12,7 @@ import duckdb
 from pipelines.db import connect
 from pipelines.instants import parse_instant
 from pipelines.project import Project
-from pipelines.tick import RunReport
+from pipelines.tick.run import RunReport
 from tests.workspace_helpers import write_workspace
 
 T0 = dt.datetime(2026, 1, 1)
@@ -60,8 +60,9 @@ def activity(cid: str, type_: str, at: str, **extra: Any) -> dict[str, Any]:
 
 
 def write_sequences(root: Path, sequences: dict[str, str], **kwargs: Any) -> Path:
-    """Write (or rewrite) the workspace; sequences map stem → YAML text."""
-    return write_workspace(root, {k: textwrap.dedent(v) for k, v in sequences.items()}, **kwargs)
+    """Write (or rewrite) the workspace; sequences map stem → YAML text (the one builder,
+    :func:`tests.workspace_helpers.write_workspace`, dedents it)."""
+    return write_workspace(root, sequences, **kwargs)
 
 
 def compile_root(con: duckdb.DuckDBPyConnection, root: Path):

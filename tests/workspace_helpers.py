@@ -1,4 +1,8 @@
-"""Build small workspaces on disk for tests: users.yaml, sequences, views, templates."""
+"""The one workspace builder of the tests: users.yaml, sequences, views, templates on disk.
+
+The ``workspace`` fixture of ``tests/conftest.py`` calls it under ``tmp_path``; the tick
+helpers (``write_sequences``) and the send fixtures (``delivery_fixtures.write_workspace``)
+build on it."""
 
 from __future__ import annotations
 
@@ -31,14 +35,16 @@ def write_workspace(
     root: Path,
     sequences: dict[str, str],
     *,
-    users: dict | None = None,
+    users: dict | str | None = None,
     views: dict[str, str] | None = None,
     templates: dict[str, str] | None = None,
 ) -> Path:
-    """Write a workspace; ``sequences`` maps file stem to YAML text (dedented)."""
+    """Write a workspace; ``sequences`` maps file stem to YAML text (dedented); ``users`` is a
+    users.yaml as a dict or as its text (default :data:`USERS`)."""
     (root / "sequences" / "templates").mkdir(parents=True, exist_ok=True)
     (root / "sequences" / "views").mkdir(parents=True, exist_ok=True)
-    (root / "users.yaml").write_text(yaml.safe_dump(users or USERS), encoding="utf-8")
+    users_text = users if isinstance(users, str) else yaml.safe_dump(users or USERS)
+    (root / "users.yaml").write_text(users_text, encoding="utf-8")
     for stem, text in sequences.items():
         (root / "sequences" / f"{stem}.yaml").write_text(textwrap.dedent(text), encoding="utf-8")
     for name, text in (views or {}).items():

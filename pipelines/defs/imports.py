@@ -15,7 +15,7 @@ class ImportConfig(dg.Config):
 def import_files(sequencer: SequencerResource, entity: str) -> list:
     """The files in imports/ that hold ``entity``, by name; unknown names are not ours."""
     from pipelines.errors import IngestError
-    from pipelines.ingest import detect_entity
+    from pipelines.ingest.load import detect_entity
 
     folder = sequencer.project.root / "imports"
     found = []

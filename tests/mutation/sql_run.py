@@ -38,11 +38,11 @@ PRIORITY = (
 # Which tests can see a change to a SQL file: first match wins. Globs, so new test files of
 # the same area join by name.
 TESTS_FOR = (
-    ("sql/tick/*", ("tests/test_tick*.py", "tests/test_preview*.py")),
-    ("sql/send/*", ("tests/test_send*.py", "tests/test_outbox*.py", "tests/test_sms*.py")),
-    ("sql/ingest/*", ("tests/test_ingest*.py",)),
+    ("sql/tick/*", ("tests/tick/test_tick*.py", "tests/tick/test_preview*.py")),
+    ("sql/send/*", ("tests/outbox/test_*.py",)),
+    ("sql/ingest/*", ("tests/ingest/test_*.py",)),
     ("sql/metrics/*", ("tests/test_metrics*.py",)),
-    ("sql/int_contact_properties.sql", ("tests/test_properties*.py",)),
+    ("sql/int_contact_properties.sql", ("tests/tick/test_properties*.py",)),
     ("sql/checks/*", ("tests/test_definitions*.py",)),
 )
 TARGETS = (

@@ -1,0 +1,9 @@
+"""Compilation: sequence files in, SQL the tick runs out (SPEC 5).
+
+- :mod:`.condition` — one analyst condition → safe DuckDB SQL (parse, allow-list, resolve,
+  type-check), with what it reads;
+- :mod:`.allowlist` — the node classes, functions and bare words a condition may hold;
+- :mod:`.references` — a sequence's owner, users, exclusive_with and templates exist;
+- :mod:`.sequence` — every condition of a sequence, and the ``CompiledSequence`` /
+  ``Compilation`` (with what each phase reads) the tick and the preview consume.
+"""

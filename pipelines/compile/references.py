@@ -1,0 +1,71 @@
+"""Reference checks of a sequence (SPEC 4): its owner and their permission, the sequences it
+is exclusive with, the users its steps name, and its templates (present and parseable by the
+sandbox that renders them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from jinja2 import TemplateSyntaxError
+
+from pipelines.channels.render import SequencerSandbox
+from pipelines.errors import ConfigError, Location, SequencerError
+from pipelines.models import Sequence
+from pipelines.workspace import Workspace
+
+
+def check_references(ws: Workspace, seq: Sequence) -> list[SequencerError]:
+    """Owner and permissions, templates, users named by steps, exclusive_with names."""
+    file = ws.source(seq.name)
+    errors: list[SequencerError] = []
+    at = Location(file=file, sequence=seq.name)
+    owner = ws.users.user(seq.owner)
+    if owner is None:
+        errors.append(ConfigError(f"unknown owner {seq.owner!r}", replace(at, field="owner")))
+    elif not ws.users.can(seq.owner, "create_sequences"):
+        errors.append(
+            ConfigError(
+                f"owner {seq.owner!r} (role {owner.role!r}) lacks create_sequences",
+                Location(file=file, sequence=seq.name, field="owner"),
+            )
+        )
+    for other in seq.exclusive_with:
+        if other not in ws.sequences:
+            errors.append(
+                ConfigError(
+                    f"exclusive_with names unknown sequence {other!r}",
+                    Location(file=file, sequence=seq.name, field="exclusive_with"),
+                )
+            )
+    env = SequencerSandbox()  # the environment that renders them
+    for i, step in enumerate(seq.steps):
+        loc = Location(file=file, sequence=seq.name, step=step.id)
+        for key in ("from_", "reply_to"):
+            value = getattr(step, key)
+            if value != "owner" and "@" not in value and ws.users.user(value) is None:
+                name = key.rstrip("_")
+                errors.append(ConfigError(f"{name}: unknown user {value!r}", loc))
+        sources = {
+            f"steps[{i}].subject": step.subject,
+            f"steps[{i}].body": step.body,
+            f"steps[{i}].note": step.note,
+        }
+        if step.template:
+            path = ws.templates_dir / step.template
+            if not path.is_file():
+                errors.append(ConfigError(f"unknown template {step.template!r}", loc))
+            else:
+                sources[f"template {step.template}"] = path.read_text(encoding="utf-8")
+        for name, text in sources.items():
+            if text is None:
+                continue
+            try:
+                env.parse(text)
+            except TemplateSyntaxError as exc:
+                errors.append(
+                    ConfigError(
+                        f"{name}: template syntax error line {exc.lineno}: {exc.message}", loc
+                    )
+                )
+    return errors

@@ -1,0 +1,143 @@
+"""Play simulated days of the demo through Dagster, as production would run them.
+
+Each simulated day: the schedule's ticks that follow each sequence's occurrence run the
+``tick_job`` (properties → compile → tick → checks → send → metrics); emails go to a local
+SMTP sink; a seeded engagement simulator drops the day's opens, clicks, replies, bounces and
+unsubscribes into ``imports/`` as an activity file; the ``new_import_files`` sensor sees it
+and its run request executes the ``ingest_job``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+
+from pipelines import db
+from pipelines.demo.data import new_contacts
+from pipelines.instants import as_aware_utc
+from pipelines.tick.occurrences import instant_on, occurs_on
+from pipelines.demo.simulate import simulate_engagement
+from pipelines.workspace import Workspace
+
+NEW_LEADS_PER_DAY = 40
+# The demo prints one line per day; Dagster's own event log stays in the instance.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def tick_instants(ws: Workspace, day: dt.date) -> list[dt.datetime]:
+    """The 15-minute schedule ticks (naive UTC) that first follow each occurrence on ``day``."""
+    instants = set()
+    for seq in ws.sequences.values():
+        if occurs_on(day, seq.schedule):
+            at = instant_on(day, seq.schedule)
+            minutes = (at.minute // 15 + 1) * 15
+            instants.add(at.replace(minute=0, second=0) + dt.timedelta(minutes=minutes))
+    return sorted(instants)
+
+
+class DemoPlayer:
+    """Runs the Dagster jobs in-process against one instance, keeping the sensor's cursor."""
+
+    def __init__(self, project: Path, db_path: Path, instance: dg.DagsterInstance) -> None:
+        os.environ["SEQUENCER_PROJECT"] = str(project.resolve())
+        os.environ["SEQUENCER_DB"] = str(db_path.resolve())
+        from pipelines.definitions import defs
+
+        self.project, self.db_path, self.instance = project, db_path, instance
+        self.defs = defs()
+        self.repo = self.defs.get_repository_def()
+        self.cursor: str | None = None
+
+    def tick(self, at: dt.datetime) -> None:
+        """Evaluate the schedule at ``at`` and execute its run request."""
+        schedule = self.repo.get_schedule_def("tick_every_15_minutes")
+        context = dg.build_schedule_context(scheduled_execution_time=as_aware_utc(at))
+        for request in schedule.evaluate_tick(context).run_requests or []:
+            result = self.defs.resolve_job_def("tick_job").execute_in_process(
+                run_config={**request.run_config, **QUIET},
+                tags=request.tags,
+                instance=self.instance,
+            )
+            if not result.success:
+                raise SystemExit(f"tick at {at:%Y-%m-%d %H:%M}Z failed")
+
+    def sense_and_ingest(self) -> int:
+        """Evaluate the imports sensor; run the ingest job for each request it makes."""
+        from pipelines.defs.resources import SequencerResource
+
+        sensor = self.repo.get_sensor_def("new_import_files")
+        resources = {"sequencer": SequencerResource(project_dir=str(self.project))}
+        context = dg.build_sensor_context(
+            cursor=self.cursor, resources=resources, instance=self.instance
+        )
+        result = sensor.evaluate_tick(context)
+        self.cursor = result.cursor
+        for request in result.run_requests or []:
+            job = self.defs.resolve_job_def("ingest_job")
+            job.execute_in_process(run_config=QUIET, tags=request.tags, instance=self.instance)
+        return len(result.run_requests or [])
+
+    def engagement(self, start: dt.datetime, end: dt.datetime) -> int:
+        con = db.connect(self.db_path)
+        try:
+            _, rows = simulate_engagement(con, self.project / "imports", start, end)
+        finally:
+            con.close()
+        return rows
+
+    def day_summary(self, day: dt.date) -> str:
+        con = db.connect(self.db_path, read_only=True)
+        try:
+            entries = con.execute(
+                "select count(*) from enrollments where enrolled_on = ?", [day]
+            ).fetchone()[0]
+            statuses = dict(
+                con.execute(
+                    "select status, count(*) from actions where occurrence_on = ? group by 1",
+                    [day],
+                ).fetchall()
+            )
+            exits = con.execute(
+                "select count(*) from enrollments where exited_on = ?", [day]
+            ).fetchone()[0]
+        finally:
+            con.close()
+        done = ", ".join(f"{k} {v}" for k, v in sorted(statuses.items())) or "no actions"
+        return f"entered {entries:>4}, exited {exits:>4}; actions: {done}"
+
+
+def play(
+    project: Path, db_path: Path, first_day: dt.date, days: int, ws: Workspace
+) -> Iterator[str]:
+    """Yield one progress line per simulated day."""
+    home = Path(os.environ.get("DAGSTER_HOME", project / ".dagster_home"))
+    home.mkdir(parents=True, exist_ok=True)
+    instance = dg.DagsterInstance.ephemeral(tempdir=str(home / "demo"))
+    player = DemoPlayer(project, db_path, instance)
+    try:
+        for i in range(days):
+            started = time.monotonic()
+            day = first_day + dt.timedelta(days=i)
+            arrived = 0
+            if i > 0 and day.weekday() < 5:  # the night's new leads, dropped into imports/
+                new_contacts(project / "imports", day, per_day=NEW_LEADS_PER_DAY)
+                player.sense_and_ingest()
+                arrived = NEW_LEADS_PER_DAY
+            ticks = tick_instants(ws, day)
+            for at in ticks:
+                player.tick(at)
+            day_start = dt.datetime.combine(day, dt.time())
+            rows = player.engagement(day_start, day_start + dt.timedelta(days=1))
+            player.sense_and_ingest()
+            yield (
+                f"day {i + 1:>2} {day:%a %Y-%m-%d}: +{arrived} leads, {len(ticks)} tick(s); "
+                f"{player.day_summary(day)}; "
+                f"engagement events {rows} ({time.monotonic() - started:.1f}s)"
+            )
+    finally:
+        instance.dispose()  # before the interpreter's teardown closes its storage

@@ -1,0 +1,97 @@
+"""Typing and checks (SPEC 3): one SQL model (``sql/ingest/stg_<entity>.sql``) types the
+staged rows into ``ingest_stg`` with the reasons each record cannot load; duplicates and
+CSV records DuckDB read wrongly (stray quotes, multi-line values) get their reasons here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipelines import sqlrun
+from pipelines.ingest.read import BASE_COLUMNS, KEYS, joined, quote_expr, stage_lines
+
+ACTIVITY_TYPES = [
+    "email_sent", "email_delivered", "email_opened", "email_clicked", "email_replied",
+    "email_bounced", "unsubscribed", "call_incoming", "call_outgoing", "chat", "sms_sent",
+    "sms_received", "meeting", "task_completed",
+]  # fmt: skip
+EMAIL_RE = r"[^@\s]+@[^@\s]+\.[^@\s]+"
+# One well-formed CSV record: fields either fully quoted (with "" escapes) or free of quotes.
+CSV_RECORD_RE = r'(?s)(?:"(?:[^"]|"")*"|[^",]*)(?:,(?:"(?:[^"]|"")*"|[^",]*))*\r?'
+
+
+def custom_columns(con, entity: str, columns: dict[str, str]) -> list[dict]:
+    """Extra columns of a contacts/accounts file with their type: fixed by the table when
+    the column exists, otherwise inferred from this file's values and added to the table."""
+    stored = dict(
+        con.execute(
+            "select column_name, data_type from duckdb_columns() "
+            "where table_name = $1 and schema_name = 'main' and not internal",
+            [entity],
+        ).fetchall()
+    )
+    extra = [n for n in columns if n not in BASE_COLUMNS[entity]]
+    new = [{"name": n, "source": columns[n]} for n in extra if n not in stored]
+    if new:
+        sql = sqlrun.render("ingest/int_infer_types.sql", columns=new)
+        types = con.execute(sql).fetchone()
+        for col, type_ in zip(new, types, strict=True):
+            con.execute(f"alter table {entity} add column {sqlrun.ident(col['name'])} {type_}")
+            stored[col["name"]] = type_
+    return [{"name": n, "source": columns[n], "type": stored[n]} for n in extra]
+
+
+def stage_typed(con, entity, fmt, columns, custom, tag) -> None:
+    src = {c: columns.get(c, "null::varchar") for c in BASE_COLUMNS[entity]}
+    sql = sqlrun.render(f"ingest/stg_{entity}.sql", src=src, custom=custom, jsonl=fmt == "jsonl")
+    if entity != "activities":
+        con.execute(
+            "create temp table if not exists ingest_timezones as "
+            "select distinct name from pg_timezone_names()"
+        )
+    params = {"email_re": EMAIL_RE, "types": ACTIVITY_TYPES, "tag": tag}
+    sqlrun.run(con, f"create temp table ingest_stg as {sql}", params)
+    _mark_duplicates(con, entity)
+
+
+def _mark_duplicates(con, entity: str) -> None:
+    key = KEYS[entity]
+    (repeats,) = con.execute(
+        f"select count({sqlrun.ident(key)}) - count(distinct {sqlrun.ident(key)}) from ingest_stg"
+        " where len(__reasons) = 0"
+    ).fetchone()
+    if repeats:
+        sql = sqlrun.render("ingest/int_dedup.sql", key=key, has_updated_at=entity != "activities")
+        con.execute(
+            f"update ingest_stg set __reasons = [$reason] where __rec in ({sql})",
+            {"reason": f"duplicate {key} in file"},
+        )
+
+
+def check_csv_text(con, path: Path, columns: dict[str, str], quoted: bool) -> bool:
+    """Map CSV records to physical lines and catch quotes DuckDB read as literals. Only runs
+    when something is wrong or suspicious (a clean file costs one scan for a quote); returns
+    whether it ran, i.e. whether there may be something to quarantine."""
+    (rejects,) = con.execute("select count(*) from ingest_reject_rows").fetchone()
+    (bad,) = con.execute("select count(*) from ingest_stg where len(__reasons) > 0").fetchone()
+    if not (rejects or bad or quoted):
+        return False
+    stage_lines(con, path)  # physical lines: blank lines and multi-line values
+    row_text = joined(columns)
+    nl_expr = f"len({row_text}) - len(replace({row_text}, chr(10), ''))"
+    (multi_line,) = con.execute(
+        f"select count(*) > 0 from ingest_raw as raw where {nl_expr} > 0 union all "
+        "select count(*) > 0 from ingest_reject_rows where contains(raw, chr(10))"
+        " order by 1 desc limit 1"
+    ).fetchone()
+    sql = sqlrun.render("ingest/int_csv_line_map.sql", nl_expr=nl_expr, single_line=not multi_line)
+    con.execute(f"create temp table ingest_line_map as {sql}")
+    if not quoted:
+        return True
+    sql = sqlrun.render("ingest/int_stray_quotes.sql", quote_expr=quote_expr(columns))
+    con.execute(
+        f"update ingest_stg set __reasons = list_append(__reasons, 'stray quote') "
+        f"where __rec in ({sql})",
+        {"csv_re": CSV_RECORD_RE},
+    )
+    return True

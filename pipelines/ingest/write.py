@@ -1,0 +1,61 @@
+"""Writing (SPEC 3): bad records to ``quarantine`` (as their original text), good ones merged
+in bulk: newer ``updated_at`` wins, activities are insert-only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipelines import sqlrun
+from pipelines.ingest.read import BASE_COLUMNS, KEYS
+
+
+def quarantine(con, path: Path, entity: str, fmt: str, columns: dict[str, str]) -> int:
+    csv_file = fmt == "csv"
+    if fmt == "jsonl":
+        raw_expr = "raw.__text"
+    else:
+        parts = [
+            f"case when raw.{c} is null then '' when regexp_matches(raw.{c}, '[,\"\\r\\n]') "
+            f"then '\"' || replace(raw.{c}, '\"', '\"\"') || '\"' else raw.{c} end"
+            for c in columns.values()
+        ]
+        raw_expr = f"concat_ws(',', {', '.join(parts)})"
+    line_expr = "line_map.__line" if csv_file else "stg.__rec"
+    params = {"file": str(path), "entity": entity}
+    (count,) = sqlrun.execute(
+        con, "ingest/dml_quarantine.sql", params, csv=csv_file, raw_expr=raw_expr,
+        line_expr=line_expr,
+    ).fetchone()  # fmt: skip
+    return count
+
+
+def merge(con, entity, columns, custom, tag) -> tuple[int, int]:
+    """Bulk update of newer rows (and of the tag), then bulk insert of new ids:
+    (inserted, updated)."""
+    key = KEYS[entity]
+    stg_columns = [c for c in BASE_COLUMNS[entity]] + [c["name"] for c in custom]
+    updated = 0
+    if entity != "activities":
+        present = set(columns) | ({"import_name"} if tag else set())
+        set_columns = [c for c in stg_columns if c in present and c != key]
+        if set_columns:
+            (updated,) = sqlrun.execute(
+                con, "ingest/dml_merge_update.sql", table=entity, key=key, set_columns=set_columns
+            ).fetchone()
+        if tag:
+            (stamped,) = sqlrun.execute(
+                con, "ingest/dml_merge_tag.sql", {"tag": tag}, table=entity, key=key
+            ).fetchone()
+            updated += stamped
+    match_emails = (
+        entity == "activities"
+        and con.execute(
+            "select count(*) > 0 from ingest_stg where contact_id is null and email is not null"
+        ).fetchone()[0]
+    )
+    (inserted,) = sqlrun.execute(
+        con, "ingest/dml_merge_insert.sql", table=entity, key=key, columns=stg_columns,
+        match_emails=match_emails,
+    ).fetchone()  # fmt: skip
+    return inserted, updated

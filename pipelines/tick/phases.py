@@ -1,0 +1,202 @@
+"""One occurrence of one sequence, the models of ``sql/tick/`` in SPEC order:
+exits (int_exits) → entries (int_entries) → steps (int_active_enrollments, int_step_actions,
+int_enrollment_engagement) → completion (int_completions). Every decision is one SQL
+statement over all contacts/enrolments of the sequence.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+
+from pipelines import sqlrun
+from pipelines.compile.sequence import CompiledSequence
+from pipelines.instants import utc_now
+from pipelines.tick.occurrences import Occurrence
+from pipelines.tick.report import OccurrenceResult, RunReport
+
+
+@dataclass
+class _Phase:
+    """What the phases of one occurrence share: its parameters, its result, the clock."""
+
+    con: duckdb.DuckDBPyConnection
+    compiled: CompiledSequence
+    occ: Occurrence
+    report: RunReport
+    params: dict[str, Any]
+    result: OccurrenceResult
+    clock: float = field(default_factory=time.perf_counter)
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.report.seconds[phase] += now - self.clock
+        self.clock = now
+
+
+def process_occurrence(
+    con, compiled: CompiledSequence, occ: Occurrence, run_id: str, report: RunReport,
+    precomputed: set[str],
+) -> OccurrenceResult:  # fmt: skip
+    """Record the occurrence in the ledger, run its four phases, record its counts."""
+    seq = compiled.sequence
+    params = {
+        "sequence": seq.name,
+        "occurrence_at": occ.at,
+        "occurrence_on": occ.on,
+        "exclusive_with": list(seq.exclusive_with),
+        "step_ids": [s.id for s in seq.steps],
+        "decided_at": utc_now(),
+        "run_id": run_id,
+    }
+    con.execute(
+        "insert into occurrences (sequence, occurrence_on, occurrence_at, run_id) values (?,?,?,?)",
+        [seq.name, occ.on, occ.at, run_id],
+    )
+    phase = _Phase(con, compiled, occ, report, params, OccurrenceResult(occ))
+    _exits(phase)
+    phase.lap("exits")
+    _entries(phase, precomputed)
+    phase.lap("entries")
+    if not _steps(phase):
+        phase.lap("steps")
+        return _finish_occurrence(phase)
+    phase.lap("steps")
+    _completion(phase)
+    phase.lap("completions")
+    return _finish_occurrence(phase)
+
+
+def _exits(phase: _Phase) -> None:
+    """1. exits (skipped when nothing is active: saves the fixed cost of a query)."""
+    con, compiled, params = phase.con, phase.compiled, phase.params
+    seq, exit_sql = compiled.sequence, compiled.exit_sql
+    any_active = con.execute(
+        "select count(*) from enrollments where sequence = ? and status = 'active'", [seq.name]
+    ).fetchone()[0]
+    exit_branches = any_active and (
+        seq.exit.unsubscribed or seq.exit.bounced or seq.exit.replied or exit_sql is not None
+    )
+    sql = sqlrun.render(
+        "tick/int_exits.sql",
+        exit=seq.exit,
+        exit_sql=exit_sql,
+        exit_branches=exit_branches,
+        with_sequences=compiled.reads("exit").sequences,
+    )
+    if exit_branches:
+        sqlrun.materialize(con, "tick_exits", sql, params)
+        phase.result.exits.update(
+            dict(con.execute("select exit_reason, count(*) from tick_exits group by 1").fetchall())
+        )
+        sqlrun.execute(con, "tick/dml_exit_enrollments.sql", params, source="tick_exits")
+
+
+def _entries(phase: _Phase, precomputed: set[str]) -> None:
+    """2. entries (from ``starts_on`` on)."""
+    con, compiled, params, result = phase.con, phase.compiled, phase.params, phase.result
+    seq = compiled.sequence
+    if not (seq.starts_on is None or phase.occ.on >= seq.starts_on):
+        return
+    sql = sqlrun.render(
+        "tick/int_entries.sql",
+        audience_sql=compiled.audience_sql,
+        record=seq.audience.record,
+        exit_sql=compiled.exit_sql,
+        needs_email=seq.has_email_steps,
+        prevent_duplicate_emails=seq.audience.prevent_duplicate_emails,
+        exclusive_with=bool(seq.exclusive_with),
+        precomputed=seq.name in precomputed,
+        with_sequences=compiled.reads("exit", "audience").sequences,
+    )
+    sqlrun.materialize(con, "tick_entries", sql, params)
+    sqlrun.execute(con, "tick/dml_insert_enrollments.sql", params)
+    sqlrun.execute(con, "tick/dml_resolve_manual_requests.sql", params)
+    result.entries = con.execute(
+        "select count(*) from tick_entries where reason is null"
+    ).fetchone()[0]
+    result.rejected.update(
+        dict(
+            con.execute(
+                "select reason, count(*) from tick_entries where manual and reason is not null "
+                "group by 1"
+            ).fetchall()
+        )
+    )
+
+
+def _steps(phase: _Phase) -> bool:
+    """3. steps; False when no enrolment is active (then there is nothing to complete)."""
+    con, compiled, params, result = phase.con, phase.compiled, phase.params, phase.result
+    seq = compiled.sequence
+    sqlrun.materialize(con, "tick_active", sqlrun.render("tick/int_active_enrollments.sql"), params)
+    active, params["min_enrolled_at"] = con.execute(
+        "select count(*), min(enrolled_at) from tick_active"
+    ).fetchone()
+    if active == 0:
+        return False
+    steps = [
+        {"id": s.id, "index": i, "day": s.day, "action": s.action, "sql": compiled.step_sql(s.id)}
+        for i, s in enumerate(seq.steps)
+    ]
+    sql = sqlrun.render(
+        "tick/int_step_actions.sql",
+        steps=steps,
+        smart=seq.type == "smart",
+        interval_days=seq.interval_days,
+        duration_days=seq.duration_days,
+        uses_enrollment=compiled.reads("step").enrollment,
+        with_sequences=compiled.reads("step").sequences,
+    )
+    sqlrun.materialize(con, "tick_actions", sql, params)
+    sqlrun.execute(con, "tick/dml_insert_actions.sql", params)
+    for step, status, n in con.execute(
+        "select step, status, count(*) from tick_actions group by all"
+    ).fetchall():
+        result.steps.setdefault(step, Counter())[status] += n
+        result.actions[status] += n
+    return True
+
+
+def _completion(phase: _Phase) -> None:
+    """4. completion."""
+    con, seq, params = phase.con, phase.compiled.sequence, phase.params
+    sql = sqlrun.render(
+        "tick/int_completions.sql",
+        smart=seq.type == "smart",
+        duration_days=seq.duration_days,
+        all_steps_done=seq.exit.all_steps_done,
+        last_day=max((s.day or 0) for s in seq.steps),
+    )
+    sqlrun.materialize(con, "tick_completions", sql, params)
+    sqlrun.execute(
+        con,
+        "tick/dml_exit_enrollments.sql",
+        params,
+        source="(select contact_id, 'completed' as exit_reason from tick_completions)",
+    )
+    completed = con.execute("select count(*) from tick_completions").fetchone()[0]
+    phase.result.exits["completed"] += completed
+
+
+def _finish_occurrence(phase: _Phase) -> OccurrenceResult:
+    """Record the occurrence's counts in the ledger row."""
+    result = phase.result
+    result.exits = +result.exits
+    phase.con.execute(
+        "update occurrences set entries = ?, exits = ?, due = ?, skipped = ? "
+        "where sequence = ? and occurrence_on = ?",
+        [
+            result.entries,
+            sum(result.exits.values()),
+            result.actions["due"],
+            result.actions["skipped"],
+            phase.compiled.sequence.name,
+            phase.occ.on,
+        ],
+    )
+    return result

@@ -1,0 +1,143 @@
+"""The tick (SPEC 6): process every due occurrence of every sequence, set-based.
+
+``run_tick(con, ws, compilation, as_of)`` processes every occurrence with instant ≤ ``as_of``
+not processed before (ledger ``occurrences``, :mod:`pipelines.tick.pending`), oldest first,
+ties by sequence name. Occurrences sharing an instant form a group that commits atomically;
+within a group the sequences run in name order, so a later sequence sees the entries of an
+earlier one. Before each group the incremental activity state moves to the group's instant
+(:mod:`pipelines.tick.state`); each occurrence then runs its phases
+(:mod:`pipelines.tick.phases`). Python loops only over instants and sequences.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+
+from pipelines.compile.sequence import Compilation
+from pipelines.db import transaction
+from pipelines.errors import ConfigError, Location
+from pipelines.instants import to_naive_utc, utc_now
+from pipelines.tick.occurrences import Occurrence
+from pipelines.tick.pending import group_by_instant, pending_occurrences, register_sequences
+from pipelines.tick.phases import process_occurrence
+from pipelines.tick.report import OccurrenceResult, RunReport
+from pipelines.tick.state import advance_state, check_late_activities, start_run
+from pipelines.workspace import Workspace
+
+__all__ = ["OccurrenceResult", "RunReport", "TickRun", "preview_occurrence", "run_tick"]
+
+
+@dataclass
+class TickRun:
+    """One run over its groups of occurrences. The per-run tables are set up at the first
+    instant (``start_run``); ``precomputed`` is None until then, afterwards the sequences
+    whose audience was evaluated once for the run."""
+
+    compilation: Compilation
+    run_id: str
+    report: RunReport
+    groups: list[list[Occurrence]]
+    precomputed: set[str] | None = None
+
+    def process_group(self, con, group: list[Occurrence]) -> list[OccurrenceResult]:
+        """One instant: bring the state to it, then each of its occurrences."""
+        clock = time.perf_counter()
+        if self.precomputed is None:
+            self.precomputed = start_run(con, self.groups, self.compilation)
+        advance_state(con, group[0].at)
+        self.report.seconds["state"] += time.perf_counter() - clock
+        return [
+            process_occurrence(
+                con,
+                self.compilation.sequences[occ.sequence],
+                occ,
+                self.run_id,
+                self.report,
+                self.precomputed,
+            )
+            for occ in group
+        ]
+
+
+def run_tick(
+    con: duckdb.DuckDBPyConnection, ws: Workspace, compilation: Compilation, as_of: dt.datetime
+) -> RunReport:
+    """Process every unprocessed occurrence with instant ≤ ``as_of``; record a ``runs`` row.
+
+    Each group of occurrences sharing an instant commits atomically, so a crash leaves the
+    ledger consistent and the next run resumes where this one stopped. Re-running the same
+    ``as_of`` finds nothing to do and changes nothing but the ``runs`` log.
+    """
+    as_of = to_naive_utc(as_of)
+    report = RunReport(run_id=uuid.uuid4().hex, as_of=as_of)
+    started = utc_now()
+    with transaction(con):
+        starts = register_sequences(con, compilation, as_of)
+        check_late_activities(con)
+    groups = group_by_instant(pending_occurrences(con, compilation, starts, as_of))
+    run = TickRun(compilation, report.run_id, report, groups)
+    for group in groups:
+        with transaction(con):
+            report.occurrences += run.process_group(con, group)
+    con.execute(
+        "insert into runs (run_id, kind, as_of, started_at, finished_at, stats) "
+        "values (?, 'tick', ?, ?, ?, ?)",
+        [report.run_id, as_of, started, utc_now(), json.dumps(report.stats())],
+    )
+    return report
+
+
+def preview_occurrence(
+    con: duckdb.DuckDBPyConnection,
+    ws: Workspace,
+    compilation: Compilation,
+    sequence: str,
+    as_of: dt.datetime,
+) -> dict[str, Any]:
+    """What the NEXT occurrence of ``sequence`` would decide, without writing anything.
+
+    The next occurrence is the sequence's first unprocessed one: at or before ``as_of`` when
+    runs are behind, else the first after ``as_of`` (a new sequence starts as ``run_tick``
+    at ``as_of`` would start it). Every pending occurrence of every sequence up to and
+    including it is processed exactly as a tick would, inside one transaction that is then
+    rolled back.
+    """
+    if sequence not in compilation.sequences:
+        raise ConfigError("unknown or invalid sequence", Location(sequence=sequence))
+    as_of = to_naive_utc(as_of)
+    report = RunReport(run_id="preview", as_of=as_of)
+    con.execute("begin transaction")
+    try:
+        starts = register_sequences(con, compilation, as_of)
+        check_late_activities(con)
+        horizon = as_of + dt.timedelta(days=14)
+        pending = pending_occurrences(con, compilation, starts, horizon)
+        target = next((o for o in pending if o.sequence == sequence), None)
+        if target is None:
+            return {"sequence": sequence, "occurrence_on": None, "occurrence_at": None}
+        pending = [o for o in pending if (o.at, o.sequence) <= (target.at, target.sequence)]
+        result = None
+        groups = group_by_instant(pending)
+        run = TickRun(compilation, "preview", report, groups)
+        for group in groups:
+            for r in run.process_group(con, group):
+                if r.occurrence == target:
+                    result = r
+    finally:
+        con.execute("rollback")
+    return {
+        "sequence": sequence,
+        "occurrence_on": target.on,
+        "occurrence_at": target.at,
+        "entries": result.entries,
+        "manual_rejected": dict(result.rejected),
+        "exits": dict(result.exits),
+        "steps": {step: dict(c) for step, c in result.steps.items()},
+    }
