@@ -19,9 +19,9 @@ import dagster as dg
 
 from pipelines import db
 from pipelines.demo.data import new_contacts
+from pipelines.demo.simulate import simulate_engagement
 from pipelines.instants import as_aware_utc
 from pipelines.tick.occurrences import instant_on, occurs_on
-from pipelines.demo.simulate import simulate_engagement
 from pipelines.workspace import Workspace
 
 NEW_LEADS_PER_DAY = 40
