@@ -1,7 +1,9 @@
 -- The `enrollment` columns of step conditions (SPEC 5) for the active enrolments evaluated at
 -- this occurrence. An enrolment's emails are its email actions decided `due` (any status but
 -- `skipped`) at EARLIER occurrences: deciding, not sending, counts, so the value does not
--- depend on when the send step ran. The previous email is the latest of them (ties: the
+-- depend on when the send step ran. This occurrence's decisions are inserted only after this
+-- read, so `<= $occurrence_at` keeps every earlier occurrence, including an earlier date that
+-- fell at the same instant (a schedule edited between the two: `<` lost its emails). The previous email is the latest of them (ties: the
 -- later step in the file). An open/click counts when it belongs to the email (same sequence
 -- and step, or the action's message_id), occurred after enrolment and at or before t; a
 -- click counts as an open. Only actions at or after the earliest evaluated enrolment can be
@@ -28,7 +30,7 @@ emails as (
     where actions.sequence = $sequence
       and actions.action = 'email'
       and coalesce(actions.decided_status, actions.status) <> 'skipped'
-      and actions.occurrence_at < $occurrence_at
+      and actions.occurrence_at <= $occurrence_at
       and actions.occurrence_at >= $min_enrolled_at
 ),
 
