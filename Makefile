@@ -28,7 +28,7 @@ lint: $(STAMP)
 # validates, against the instance of dagster.yaml.
 check-defs: $(STAMP)
 	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster definitions validate -m pipelines.definitions
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg check defs
 
 test: $(STAMP) lint check-defs
 	$(BIN)/pytest --doctest-modules pipelines tests

@@ -386,8 +386,8 @@ def test_materialize_the_whole_graph_into_a_file_database(tmp_path, monkeypatch)
 
 
 def test_dagster_validates_the_definitions_as_dg_check_defs_does(tmp_path):
-    """``dagster definitions validate`` (what ``dg check defs`` runs; the ``dg`` CLI is not a
-    dependency) loads the code location in a fresh process and finds no error."""
+    """``dagster definitions validate`` (the check ``dg check defs`` runs in ``make test``)
+    loads the code location in a fresh process and finds no error."""
     (tmp_path / "dagster.yaml").write_text("", encoding="utf-8")
     done = subprocess.run(
         [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "pipelines.definitions"],
