@@ -106,3 +106,38 @@ def test_an_email_decided_at_the_same_instant_by_the_previous_date_counts(tmp_pa
         ("s", "p", "cnt", 2, "2026-03-03", "due"),
         ("s", "p", "e1", 1, "2026-03-02", "due"),
     ]
+
+
+def test_an_open_of_another_email_does_not_count_for_a_sent_one(tmp_path):
+    """int_enrollment_engagement.sql:63 (``message_id is not null and → or``).
+
+    c1's e1 (day 1, 03-02) was sent as <m1@x> (the send sets ``actions.message_id``). At
+    03-02 12:00 c1 opens another email: sequence ``other``, step ``x``, <m2@x>. It belongs to
+    neither e1's (sequence, step) nor its Message-ID, so day 2's ``chk``
+    (opened_previous_email) is skipped. Matching any activity once e1 has a Message-ID would
+    make it due.
+    """
+    con = open_db(tmp_path)
+    insert(con, "contacts", [contact("c1")])
+    steps = f"""
+    - {{id: e1, day: 1, {MAIL}}}
+    - {{id: chk, day: 2, action: follow_up, when: ["enrollment.opened_previous_email"]}}
+    - {{id: z, day: 30, action: follow_up}}
+    """
+    root = write_sequences(
+        tmp_path / "ws", {"e": classic("e", steps, extra="starts_on: 2026-03-02")}
+    )
+    tick(con, root, "2026-03-02 10:00")
+    con.execute("update actions set message_id = '<m1@x>' where step = 'e1'")
+    insert(
+        con,
+        "activities",
+        [
+            activity(
+                "c1", "email_opened", "2026-03-02 12:00",
+                sequence="other", step="x", message_id="<m2@x>",
+            )
+        ],
+    )  # fmt: skip
+    tick(con, root, "2026-03-03 10:00")
+    assert decided(con, ("e1", "chk")) == {("c1", "e1"): "due", ("c1", "chk"): "skipped"}

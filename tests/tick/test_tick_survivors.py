@@ -12,6 +12,7 @@ import json
 import os
 import time
 
+from pipelines.tick.enrollment import enroll
 from pipelines.tick.run import preview_occurrence
 from tests.tick_helpers import (
     actions,
@@ -580,3 +581,59 @@ def test_preview_of_a_sequence_without_an_occurrence_in_the_next_14_days(tmp_pat
     # one day later the occurrence is within the horizon
     got = preview_occurrence(con, ws, compilation, "far", ts("2026-03-03 12:00"))
     assert got["occurrence_on"] == dt.date(2026, 3, 17)
+
+
+def test_a_later_run_updates_only_the_state_of_contacts_with_new_activity(tmp_path):
+    """dml_apply_state_changes.sql:14 (the ``contact_id`` match dropped) and :15 (``and → or``).
+
+    Run 1 at 03-02 10:00 builds the state up to the 03-02 09:00 occurrence: c1 email_sent
+    03-01 08:00, c2 chat 03-01 08:00. c1 replies at 03-02 12:00; run 2 at 03-03 10:00 moves
+    the state to 03-03 09:00: only c1's row changes (email_replied, 03-02 12:00, replied at
+    12:00); c2's row stays chat / 03-01 08:00 — the state the next run reads for c2. Without
+    the match every state row would take c1's values.
+    """
+    con = open_db(tmp_path)
+    insert(con, "contacts", [contact("c1"), contact("c2")])
+    insert(
+        con,
+        "activities",
+        [
+            activity("c1", "email_sent", "2026-03-01 08:00"),
+            activity("c2", "chat", "2026-03-01 08:00"),
+        ],
+    )
+    root = write_sequences(tmp_path / "ws", {"s": classic("s", LONG, extra=START)})
+    tick(con, root, "2026-03-02 10:00")
+    insert(con, "activities", [activity("c1", "email_replied", "2026-03-02 12:00")])
+    tick(con, root, "2026-03-03 10:00")
+    rows = con.execute(
+        """select contact_id, last_activity_type, last_activity_at::varchar,
+                  last_contacted_type, last_contacted_at::varchar, last_replied_at::varchar
+           from contact_activity_state order by contact_id"""
+    ).fetchall()
+    assert rows == [
+        ("c1", "email_replied", "2026-03-02 12:00:00", "email_replied", "2026-03-02 12:00:00",
+         "2026-03-02 12:00:00"),
+        ("c2", "chat", "2026-03-01 08:00:00", "chat", "2026-03-01 08:00:00", None),
+    ]  # fmt: skip
+
+
+def test_a_resolved_manual_request_is_never_resolved_again(tmp_path):
+    """dml_resolve_manual_requests.sql:11 (``manual_requests.status = 'pending'`` dropped).
+
+    c1 exists but is created at 03-02 12:00. Requested into ``s`` at 03-02 08:00 (pending);
+    the 03-02 09:00 occurrence rejects it (``unknown_contact``: not yet created at t). On
+    03-03 09:00 c1 is in the audience (``true``) and enters on its own. The request stays
+    rejected, resolved on 03-02; only a pending request is resolved by an occurrence.
+    """
+    con = open_db(tmp_path)
+    insert(con, "contacts", [contact("c1", created_at=ts("2026-03-02 12:00"))])
+    root = write_sequences(tmp_path / "ws", {"s": classic("s", LONG, extra=START)})
+    ws, _ = compile_root(con, root)
+    assert enroll(con, ws, "s", ["c1"], ts("2026-03-02 08:00")) == {"c1": "pending"}
+    tick(con, root, "2026-03-02 10:00")
+    tick(con, root, "2026-03-03 10:00")
+    assert con.execute(
+        "select status, reason, resolved_on::varchar from manual_requests"
+    ).fetchall() == [("rejected", "unknown_contact", "2026-03-02")]
+    assert enrollments(con) == [("s", "c1", "2026-03-03", "active", None, None)]
