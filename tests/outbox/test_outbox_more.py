@@ -233,3 +233,20 @@ def test_a_naive_as_of_is_utc_whatever_the_machine_zone(outbox, tokyo_machine):
 
     assert statuses(con)[k1] == "deferred"
     assert outbox.sink.messages == []
+
+
+def test_an_email_to_a_contact_without_address_is_held_with_the_reason(outbox):
+    """Row: c7 intro due; c7 exists with no email (an SMS-only record). Expected: ``held``
+    with the error "contact has no email address", nothing sent (outbox/compose.py)."""
+    con, ws = outbox.con, outbox.workspace()
+    con.execute(
+        "insert into contacts (contact_id, email, first_name, owner_id) values"
+        " ('c7', null, 'Gil', 'alice')"
+    )
+    key = add_action(con, "c7", "intro", T0)
+
+    outbox.send(ws)
+
+    row = action_rows(con)[key]
+    assert (row["status"], row["error"]) == ("held", "contact has no email address")
+    assert outbox.sink.messages == []

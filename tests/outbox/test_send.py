@@ -565,8 +565,14 @@ def test_cli_review_lists_unknowns_and_mark_settles_each_exactly(
     logged = con.execute(
         "select message_id from activities where type = 'email_sent' order by occurred_at"
     ).fetchall()
+    (detail,) = con.execute(
+        "select detail from activities where type = 'email_sent' and message_id = ?",
+        [before[k1]["message_id"]],
+    ).fetchone()
     con.close()
     assert logged == [(before[k1]["message_id"],), (before[k3]["message_id"],)]
+    # the settled email's activity carries the subject it was sent with, as a recorded send's
+    assert before[k1]["subject"] and json.loads(detail) == {"subject": before[k1]["subject"]}
     assert sequencer("--mark", k1, "sent")[0] == 1  # settled once only
 
     assert sequencer("--as-of", (T0 + 3 * HOUR).isoformat())[0] == 0

@@ -637,3 +637,26 @@ def test_a_resolved_manual_request_is_never_resolved_again(tmp_path):
         "select status, reason, resolved_on::varchar from manual_requests"
     ).fetchall() == [("rejected", "unknown_contact", "2026-03-02")]
     assert enrollments(con) == [("s", "c1", "2026-03-03", "active", None, None)]
+
+
+def test_enrol_into_or_preview_an_unknown_sequence_names_it(tmp_path):
+    """tick/enrollment.py:58 and tick/run.py:113: the error a user sees says what is wrong
+    ("unknown sequence", "unknown or invalid sequence") and where (the sequence ``nope``)."""
+    import pytest
+
+    from pipelines.errors import ConfigError
+
+    con = open_db(tmp_path)
+    insert(con, "contacts", [contact("c1")])
+    root = write_sequences(tmp_path / "ws", {"s": classic("s", LONG, extra=START)})
+    ws, compilation = compile_root(con, root)
+    with pytest.raises(ConfigError) as enrol_error:
+        enroll(con, ws, "nope", ["c1"], ts("2026-03-02 08:00"))
+    with pytest.raises(ConfigError) as preview_error:
+        preview_occurrence(con, ws, compilation, "nope", ts("2026-03-02 08:00"))
+    for error, text in (
+        (enrol_error, "unknown sequence"),
+        (preview_error, "unknown or invalid sequence"),
+    ):
+        assert error.value.message == text and "nope" in str(error.value)
+        assert error.value.location.sequence == "nope"
