@@ -250,3 +250,44 @@ def test_an_email_to_a_contact_without_address_is_held_with_the_reason(outbox):
     row = action_rows(con)[key]
     assert (row["status"], row["error"]) == ("held", "contact has no email address")
     assert outbox.sink.messages == []
+
+
+SMS_FILE = """\
+name: smsfile
+owner: alice
+steps:
+  - {id: ping, day: 1, action: sms, template: ping.txt.j2}
+"""
+
+
+def test_an_sms_from_a_template_file_sees_its_step_and_claims_under_its_own_id(outbox):
+    """Sequence ``smsfile`` texts from the template file ``ping.txt.j2``:
+    "{{ step.id }} for {{ contact.first_name }}". Row: c1 ping due. The gateway receives
+    "ping for Ann". The claim records our Message-ID ``<sms-H@sequencer>`` (H: the first 32
+    hex characters of sha256(key)), so an SMS left ``unknown`` by a crash can be traced; once
+    the gateway answers with its id ("gw-1"), the action and its ``sms_sent`` activity carry
+    that id."""
+    import hashlib
+
+    con = outbox.con
+    ws = workspace_with(outbox, {"smsfile": SMS_FILE})
+    (outbox.root / "ws" / "sequences" / "templates" / "ping.txt.j2").write_text(
+        "{{ step.id }} for {{ contact.first_name }}\n"
+    )
+    key = add_action(con, "c1", "ping", T0, action="sms", sequence="smsfile")
+    at_claim = []
+
+    def hook(point: str, claimed: str) -> None:
+        if point == "after_claim":
+            at_claim.append(action_rows(con)[claimed]["message_id"])
+
+    outbox.send(ws, faults=hook)
+
+    assert statuses(con)[key] == "sent"
+    [req] = outbox.gateway.requests
+    assert req["json"]["body"] == "ping for Ann"
+    assert at_claim == [f"<sms-{hashlib.sha256(key.encode()).hexdigest()[:32]}@sequencer>"]
+    assert action_rows(con)[key]["message_id"] == "gw-1"
+    assert con.execute("select message_id from activities where type = 'sms_sent'").fetchall() == [
+        ("gw-1",)
+    ]
