@@ -4,7 +4,10 @@ Every command takes ``--project DIR`` (default ``.``) and ``--db PATH`` (default
 ``DIR/.sequencer/sequencer.duckdb``) and acts as a user given by ``--user U`` or
 ``SEQUENCER_USER``; with neither it acts as the operator with full access (the
 scheduler's case). Exit codes: 0 ok, 1 a problem in the input (one line on stderr per
-problem), 2 bad usage, 3 the database is held by another run, 4 permission denied.
+problem), 2 bad usage (a malformed or out-of-range argument), 3 the database is held by
+another run, 4 permission denied, 5 an internal error (a bug: one line on stderr, the
+traceback in ``PROJECT/.sequencer/errors.log``). No traceback reaches the terminal, and a
+reader that closes the pipe early (``sequencer tasks | head``) ends the command quietly.
 
 Each command parses its arguments, calls the :class:`~pipelines.project.Project` (which does
 the work and checks permissions) and prints; nothing else happens here.
@@ -13,15 +16,25 @@ the work and checks permissions) and prints; nothing else happens here.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from pipelines.errors import DatabaseBusy, ErrorList, PermissionDenied, SequencerError
+import duckdb
+
+from pipelines.errors import (
+    DatabaseBusy,
+    ErrorList,
+    PermissionDenied,
+    SequencerError,
+    UsageError,
+)
 from pipelines.project import Project
 
-EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_BUSY, EXIT_DENIED = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_BUSY, EXIT_DENIED, EXIT_INTERNAL = 0, 1, 2, 3, 4, 5
 COMMON_EPILOG = (
     "Acts as --user U or $SEQUENCER_USER; with neither, as the operator (full access, the "
     "scheduler's case)."
@@ -31,6 +44,10 @@ COMMON_EPILOG = (
 def project(args: argparse.Namespace) -> Project:
     """The project every command acts on, as ``--user`` / ``$SEQUENCER_USER`` or the operator."""
     user = args.user or os.environ.get("SEQUENCER_USER") or None
+    if not Path(args.project).is_dir():
+        raise UsageError(f"--project {args.project}: no such directory")
+    if args.db and Path(args.db).is_dir():
+        raise UsageError(f"--db {args.db}: is a directory, not a database file")
     return Project(args.project, db_path=args.db or None, user=user)
 
 
@@ -261,6 +278,21 @@ COMMANDS: dict[str, tuple[Callable[[Project, argparse.Namespace], int], str, str
 }
 
 
+def count(text: str) -> int:
+    """An argparse type: a whole number ≥ 0 (``--sample``, ``--show``).
+
+    >>> count("3")
+    3
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--project", default=".", help="workspace directory (default: .)")
@@ -292,14 +324,14 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     elif name == "preview":
         p.add_argument("sequence", help="the sequence name")
         p.add_argument("--as-of", help="evaluate at this instant (ISO-8601; default: now)")
-        p.add_argument("--sample", type=int, default=10, help="sample size (default: 10)")
+        p.add_argument("--sample", type=count, default=10, help="sample size (default: 10)")
     elif name == "send":
         p.add_argument("--as-of", help="send as of this instant (ISO-8601; default: now)")
         p.add_argument("--review", action="store_true", help="list actions in status unknown")
         p.add_argument(
             "--mark", nargs=2, metavar=("KEY", "OUTCOME"), help="settle an unknown: sent|retry"
         )
-        p.add_argument("--show", type=int, default=20, help="problems to print (default: 20)")
+        p.add_argument("--show", type=count, default=20, help="problems to print (default: 20)")
     elif name == "run":
         p.add_argument("--as-of", help="the tick's instant (ISO-8601; default: now)")
     elif name in ("enroll", "unenroll"):
@@ -314,10 +346,35 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse printed the usage line, or --help
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        return dispatch(args)
+    except BrokenPipeError:
+        _silence_stdout()  # the reader closed the pipe (`| head`): stop quietly
+        return EXIT_OK
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug, not the user's input: one line, the details in a log
+        log = _log_internal_error(args)
+        print(
+            f"error: internal error ({type(exc).__name__}: {_first_line(exc)}); details in {log}",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    """Run the command; every error a user can cause becomes one line and an exit code."""
     handler = COMMANDS[args.command][0]
     try:
         return handler(project(args), args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except DatabaseBusy as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BUSY
@@ -331,6 +388,40 @@ def main(argv: list[str] | None = None) -> int:
     except SequencerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INPUT
+    except duckdb.IOException as exc:  # not a database file, unreadable, disk full
+        print(
+            f"error: database {args.db or 'PROJECT/.sequencer'}: {_first_line(exc)}",
+            file=sys.stderr,
+        )
+        return EXIT_INPUT
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:300]
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass  # stdout is not a file descriptor (tests capture it)
+
+
+def _log_internal_error(args: argparse.Namespace) -> Path:
+    """Append the traceback to PROJECT/.sequencer/errors.log (else the temp dir)."""
+    text = f"--- {dt.datetime.now(dt.UTC).isoformat()} sequencer {args.command}\n"
+    text += traceback.format_exc()
+    for folder in (Path(args.project) / ".sequencer", Path(os.environ.get("TMPDIR", "/tmp"))):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with open(folder / "errors.log", "a", encoding="utf-8") as log:
+                log.write(text)
+            return folder / "errors.log"
+        except OSError:
+            continue
+    return Path("(no writable log)")
 
 
 if __name__ == "__main__":

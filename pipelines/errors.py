@@ -62,6 +62,10 @@ class ConditionError(ConfigError):
         super().__init__(message, location)
 
 
+class UsageError(SequencerError):
+    """A command-line argument is malformed or out of range (exit 2), e.g. ``--as-of``."""
+
+
 class PermissionDenied(SequencerError):
     """The acting user may not see or change this sequence."""
 

@@ -10,7 +10,13 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
+from pipelines.errors import UsageError
+
 UTC = dt.UTC
+EARLIEST = dt.datetime(1900, 1, 1)
+LATEST = dt.datetime(3000, 1, 1)
+"""Instants are accepted in [EARLIEST, LATEST): room for any history and any plan, and far
+from the ends of ``datetime`` and DuckDB's timestamp, where adding a day overflows."""
 
 
 def parse_instant(text: str) -> dt.datetime:
@@ -22,8 +28,32 @@ def parse_instant(text: str) -> dt.datetime:
     datetime.datetime(2026, 3, 2, 15, 0)
     >>> parse_instant("2026-03-02 23:00")
     datetime.datetime(2026, 3, 2, 23, 0)
+    >>> parse_instant("2026-13-01")
+    Traceback (most recent call last):
+    pipelines.errors.UsageError: '2026-13-01' is not an ISO-8601 instant (month must be in 1..12)
     """
-    return to_naive_utc(dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00")))
+    try:
+        instant = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        return in_range(to_naive_utc(instant), text)
+    except (ValueError, OverflowError) as exc:
+        raise UsageError(f"{text!r} is not an ISO-8601 instant ({exc})") from None
+
+
+def in_range(instant: dt.datetime, text: object = None) -> dt.datetime:
+    """``instant`` when it lies in [EARLIEST, LATEST); a :class:`UsageError` otherwise.
+
+    >>> try:
+    ...     in_range(dt.datetime(9999, 12, 31, 23, 59, 59))
+    ... except UsageError as exc:
+    ...     print(exc)
+    9999-12-31 23:59:59 is out of range: instants go from 1900-01-01 to 2999-12-31
+    """
+    if EARLIEST <= instant < LATEST:
+        return instant
+    raise UsageError(
+        f"{text or instant} is out of range: instants go from {EARLIEST:%Y-%m-%d} to "
+        f"{LATEST - dt.timedelta(days=1):%Y-%m-%d}"
+    )
 
 
 def to_naive_utc(instant: dt.datetime) -> dt.datetime:
@@ -58,7 +88,7 @@ def as_of_or_now(text: str | dt.datetime | None) -> dt.datetime:
     """
     if not text:
         return utc_now()
-    return parse_instant(text) if isinstance(text, str) else to_naive_utc(text)
+    return parse_instant(text) if isinstance(text, str) else in_range(to_naive_utc(text))
 
 
 def as_aware_utc(instant: dt.datetime) -> dt.datetime:
