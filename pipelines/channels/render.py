@@ -6,10 +6,16 @@ so both sides are untrusted. The environment is Jinja's ``ImmutableSandboxedEnvi
 
 - a loop budget: every ``{% for %}`` iterates through a counter shared by the whole render,
   so nested loops cannot multiply into billions of iterations; ``range`` is capped too;
-- ``*``, ``**`` and ``%`` are intercepted so ``'x' * 10**9`` or ``10**10**10`` fail fast;
+- ``*``, ``**``, ``%`` and ``+`` are intercepted so ``'x' * 10**9`` or ``10**10**10`` fail
+  fast, and no string or list built inside a template (``~``, ``+``, ``join``, ``format``,
+  any filter or call) may exceed :data:`MAX_OUTPUT`: a doubling ``{% set s = s ~ s %}``
+  stops at the cap instead of building a gigabyte;
 - every call and filter refuses integer arguments above :data:`MAX_INT_ARG`
   (``'x'|center(10**9)``, ``'{:>999999999}'.format(1)`` style width tricks);
-- the output is capped at :data:`MAX_OUTPUT` characters.
+- the output is capped at :data:`MAX_OUTPUT` characters;
+- template files resolve only inside the templates folder: a symlink that leaves it is
+  refused (Jinja's loader already refuses ``..`` and absolute names), as is a file that is not
+  UTF-8.
 
 Templates see plain dicts only (``contact``, ``account``, ``owner``, ``sequence``, ``step``,
 ``links``); a field that is missing or NULL is undefined, and ``StrictUndefined`` turns its use
@@ -97,6 +103,13 @@ def _check_format(spec: Any) -> None:
         raise SecurityError("format width too large")
 
 
+def _check_size(value: Any) -> Any:
+    """``value`` unless it is a string or list longer than :data:`MAX_OUTPUT`."""
+    if isinstance(value, str | list | tuple) and len(value) > MAX_OUTPUT:
+        raise SecurityError(f"a value built in the template exceeds {MAX_OUTPUT} items")
+    return value
+
+
 def _guard_filter(name: str, func: Any) -> Any:
     @functools.wraps(func)  # keeps jinja's pass_context / pass_eval_context marker
     def guarded(*args: Any, **kwargs: Any) -> Any:
@@ -104,26 +117,51 @@ def _guard_filter(name: str, func: Any) -> Any:
         _check_args(kwargs.values())
         if name == "format" and args:
             _check_format(args[0])
-        return func(*args, **kwargs)
+        return _check_size(func(*args, **kwargs))
 
     return guarded
+
+
+class ConfinedLoader(FileSystemLoader):
+    """A file loader that refuses files outside its folder once symlinks are followed, and
+    files that are not UTF-8 (a clear error instead of a decode traceback)."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(str(folder))
+        self.folder = Path(folder).resolve()
+
+    def get_source(self, environment: Any, template: str) -> tuple[str, str, Any]:
+        try:
+            source, filename, uptodate = super().get_source(environment, template)
+        except UnicodeDecodeError as exc:
+            raise TemplateError(f"{template} is not UTF-8 text ({exc.reason})") from None
+        if not Path(filename).resolve().is_relative_to(self.folder):
+            raise TemplateError(f"{template} resolves outside the templates folder")
+        return source, filename, uptodate
 
 
 class SequencerSandbox(ImmutableSandboxedEnvironment):
     """The sandbox with loop, size and argument caps (see the module docstring)."""
 
-    intercepted_binops = frozenset({"*", "**", "%"})
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(undefined=StrictUndefined, **kwargs)
         self.globals["range"] = _safe_range
         self.filters = {name: _guard_filter(name, f) for name, f in self.filters.items()}
         self.filters["_loop_budget"] = _loop_budget
+        self.filters["_size_cap"] = _check_size
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
         tree = super()._parse(source, name, filename)
         for loop in tree.find_all(nodes.For):
             loop.iter = nodes.Filter(loop.iter, "_loop_budget", [], [], None, None)
+        for parent in list(tree.find_all(nodes.Node)):  # every `a ~ b ~ …` is size-checked
+            for field, value in parent.iter_fields():
+                if isinstance(value, nodes.Concat):
+                    setattr(parent, field, _capped(value))
+                elif isinstance(value, list):
+                    value[:] = [_capped(v) if isinstance(v, nodes.Concat) else v for v in value]
         return tree
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
@@ -136,14 +174,18 @@ class SequencerSandbox(ImmutableSandboxedEnvironment):
                         raise SecurityError(f"repetition result exceeds {MAX_OUTPUT}")
         if operator == "%":
             _check_format(left)
-        return super().call_binop(context, operator, left, right)
+        return _check_size(super().call_binop(context, operator, left, right))
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
         _check_args(args)
         _check_args(kwargs.values())
         # str.format / format_map arrive wrapped by the sandbox; the string is the format
         _check_format(getattr(getattr(__obj, "__wrapped__", __obj), "__self__", None))
-        return super().call(__context, __obj, *args, **kwargs)
+        return _check_size(super().call(__context, __obj, *args, **kwargs))
+
+
+def _capped(concat: nodes.Concat) -> nodes.Filter:
+    return nodes.Filter(concat, "_size_cap", [], [], None, None)
 
 
 def plain(value: Any) -> Any:
@@ -181,11 +223,9 @@ class Renderer:
     def __init__(self, templates_dir: Path) -> None:
         self.templates_dir = Path(templates_dir)
         self.text_env = SequencerSandbox(
-            loader=FileSystemLoader(str(self.templates_dir)), autoescape=False
+            loader=ConfinedLoader(self.templates_dir), autoescape=False
         )
-        self.html_env = SequencerSandbox(
-            loader=FileSystemLoader(str(self.templates_dir)), autoescape=True
-        )
+        self.html_env = SequencerSandbox(loader=ConfinedLoader(self.templates_dir), autoescape=True)
         self._strings: dict[str, Any] = {}
 
     def render_string(self, source: str, context: dict[str, Any]) -> str:

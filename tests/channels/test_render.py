@@ -152,3 +152,50 @@ def test_named_regressions_raise_security_held(renderer, source):
     """The brief's named cases end as UnsafeTemplate (from jinja2's SecurityError)."""
     with pytest.raises(UnsafeTemplate):
         renderer.render_string(source, CONTEXT)
+
+
+DOUBLE_TEN_TIMES = "{% set s = s ~ s ~ s ~ s ~ s ~ s ~ s ~ s ~ s ~ s %}"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{% set s = 'x' %}" + DOUBLE_TEN_TIMES * 9 + "{{ s | length }}",  # 10^9 characters
+        "{% set s = 'xxxxxxxxxx' %}" + "{% set s = s + s %}" * 40 + "{{ s | length }}",
+        "{% set l = ['xxxxxxxxxx'] %}" + "{% set l = l + l %}" * 40 + "{{ l | length }}",
+        "{{ (['x' * 9000] * 20) | join('') | length }}",
+        "{{ '{}{}'.format('x' * 90000, 'y' * 90000) | length }}",
+        "{{ ('x' * 90000) | replace('x', 'yy') | length }}",
+    ],
+)
+def test_strings_built_inside_a_template_are_capped(renderer, source):
+    with pytest.raises(UnsafeTemplate, match="exceeds"):
+        renderer.render_string(source, CONTEXT)
+
+
+def test_strings_under_the_cap_still_build(renderer):
+    source = "{% set s = 'ab' %}{% set s = s ~ s ~ '-' %}{{ (s ~ s) | length }}"
+    assert renderer.render_string(source, CONTEXT) == "10"
+    assert renderer.render_string("{{ ['a', 'b'] | join('+') }}", CONTEXT) == "a+b"
+
+
+def test_a_template_symlinked_outside_the_templates_folder_is_refused(tmp_path):
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (tmp_path / "secret.txt").write_text("TOKEN=hunter2")
+    (templates / "leak.md.j2").symlink_to(tmp_path / "secret.txt")
+    (templates / "inside.md.j2").write_text("kept {{ contact.first_name }}")
+    (templates / "alias.md.j2").symlink_to(templates / "inside.md.j2")  # stays inside: fine
+    r = Renderer(templates)
+    with pytest.raises(RenderError, match="outside the templates folder"):
+        r.render_file("leak.md.j2", CONTEXT)
+    assert r.render_file("alias.md.j2", CONTEXT).text.startswith("kept <b>Ann</b>")
+    for name in ("/proc/self/environ", "/bin/ls", "../secret.txt"):
+        with pytest.raises(RenderError):
+            r.render_file(name, CONTEXT)
+
+
+def test_a_template_that_is_not_utf8_is_held_with_the_reason(tmp_path):
+    (tmp_path / "latin.md.j2").write_bytes("Grüße {{ contact.first_name }}".encode("latin-1"))
+    with pytest.raises(RenderError, match="not UTF-8"):
+        Renderer(tmp_path).render_file("latin.md.j2", CONTEXT)
