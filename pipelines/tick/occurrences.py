@@ -8,6 +8,8 @@ DST: the local wall time is resolved with zoneinfo and ``fold=0``. For a time in
 spring-forward gap that yields the pre-transition offset, i.e. the instant moves forward
 past the gap (02:30 on 2026-03-08 in New York is 03:30 EDT = 07:30Z); for an ambiguous
 fall-back time it yields the first instant (01:30 on 2026-11-01 is 01:30 EDT = 05:30Z).
+A date the zone skipped altogether (Pacific/Apia went from 2011-12-29 straight to
+2011-12-31) has no occurrence: its time would fall on the next day's.
 """
 
 from __future__ import annotations
@@ -36,8 +38,12 @@ def occurs_on(day: dt.date, schedule: Schedule) -> bool:
     False
     >>> occurs_on(dt.date(2026, 3, 7), Schedule())
     True
+    >>> occurs_on(dt.date(2011, 12, 30), Schedule(timezone="Pacific/Apia"))  # never existed
+    False
     """
-    return not (schedule.exclude_weekends and day.weekday() >= 5)
+    if schedule.exclude_weekends and day.weekday() >= 5:
+        return False
+    return local_date(instant_on(day, schedule), schedule.timezone) == day
 
 
 def instant_on(day: dt.date, schedule: Schedule) -> dt.datetime:

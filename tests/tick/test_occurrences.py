@@ -78,3 +78,17 @@ def test_first_occurrence_rules():
     assert first_occurrence(s, None, T(2026, 3, 9, 13, 0)) == D(2026, 3, 9)
     assert first_occurrence(s, D(2026, 3, 7), T(2026, 3, 20)) == D(2026, 3, 9)
     assert next_after(s, T(2026, 3, 6, 14, 0)) == D(2026, 3, 9)
+
+
+def test_a_date_the_zone_skipped_has_no_occurrence():
+    # Pacific/Apia crossed the date line: 2011-12-29 23:59:59 -10:00 → 2011-12-31 00:00 +14:00
+    apia = Schedule(time="09:00", timezone="Pacific/Apia")
+    found = occurrences_between(
+        "s", apia, dt.date(2011, 12, 28), None, dt.datetime(2011, 12, 31, 0, 0)
+    )
+    assert [(o.on.isoformat(), o.at.isoformat()) for o in found] == [
+        ("2011-12-28", "2011-12-28T19:00:00"),
+        ("2011-12-29", "2011-12-29T19:00:00"),
+        ("2011-12-31", "2011-12-30T19:00:00"),
+    ]
+    assert len({o.at for o in found}) == len(found)  # one occurrence per instant and sequence
