@@ -18,9 +18,9 @@ ACTIVITY_TYPES = [
 TYPES = ("BIGINT", "DOUBLE", "BOOLEAN", "DATE", "TIMESTAMP")  # the inference order
 DIRTY_SHARE = 0.9  # a column typed from most of its values; the rest are bad rows
 # One RFC 5321 mailbox: a dot-atom local part (no quoted strings), a domain of LDH labels with
-# a letter-led top-level label (no address literals); at most 64 characters before the @, 254 in all (checked in
-# sql/ingest/stg_*.sql). No spaces, commas,
-# display names (`Name <a@x>`), second @ or lists: those are bad rows.
+# a letter-led top-level label (no address literals); at most 64 characters before the @ and
+# 254 in all (checked in sql/ingest/stg_*.sql). Spaces, commas, display names (`Name <a@x>`),
+# a second @ or a list are bad rows.
 ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
 LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 EMAIL_RE = (
@@ -70,9 +70,7 @@ def _inferred(name: str, c: dict | None, notes: list[str]) -> str:
         if c[f"{t.lower()}_ok"] == c["n"]:
             return t
     numeric = "BIGINT" if c["bigint_ok"] == c["double_ok"] else "DOUBLE"
-    best = max(
-        (numeric, "BOOLEAN", "DATE", "TIMESTAMP"), key=lambda t: c[f"{t.lower()}_ok"]
-    )
+    best = max((numeric, "BOOLEAN", "DATE", "TIMESTAMP"), key=lambda t: c[f"{t.lower()}_ok"])
     ok, bad = c[f"{best.lower()}_ok"], c[f"{best.lower()}_bad"]
     if ok >= DIRTY_SHARE * c["n"]:
         notes.append(

@@ -132,7 +132,9 @@ def ingest_file(
             if seen:
                 return IngestResult(str(path), entity, 0, 0, 0, True)
             with transaction(con):
-                result = _load(con, path, source.path, entity, columns, quoted, tag, validate_with_gx)
+                result = _load(
+                    con, path, source.path, entity, columns, quoted, tag, validate_with_gx
+                )
                 con.execute(
                     "insert into ingested_files (sha256, file, entity, tag, loaded, updated,"
                     " quarantined) values ($1, $2, $3, $4, $5, $6, $7)",
