@@ -58,9 +58,9 @@ def _ingest_one(con, path: Path, tag: str | None) -> IngestResult:
     carries ``error``) and the batch goes on with the next file."""
     try:
         return ingest_file(con, path, tag=tag)
-    except (IngestError, duckdb.Error) as exc:
-        if isinstance(exc, duckdb.Error):
-            exc = IngestError(_duckdb_reason(exc), Location(file=str(path)))
+    except (IngestError, duckdb.Error, OSError) as exc:
+        if not isinstance(exc, IngestError):
+            exc = IngestError(_reason(exc), Location(file=str(path)))
         if isinstance(exc, NotDecodable):
             _quarantine_rejected(con, path, exc)
         log.warning("rejected %s", exc)
@@ -68,7 +68,10 @@ def _ingest_one(con, path: Path, tag: str | None) -> IngestResult:
         return IngestResult(str(path), entity, 0, 0, 0, False, error=exc.message)
 
 
-def _duckdb_reason(exc: duckdb.Error) -> str:
+def _reason(exc: Exception) -> str:
+    """DuckDB's or the OS's message, first line only (no traceback reaches the user)."""
+    if isinstance(exc, OSError):
+        return f"cannot be read: {exc.strerror or exc}"
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return f"cannot be read: {first}"
 
