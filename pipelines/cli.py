@@ -63,11 +63,18 @@ def cmd_ingest(p: Project, args: argparse.Namespace) -> int:
     print(f"{'file':<40} {'entity':<11} {'loaded':>8} {'updated':>8} {'quarantined':>11}")
     for r in results:  # accounts, then contacts, then activities
         note = "  (already ingested: nothing changed)" if r.skipped else ""
+        note = "  REJECTED (see below)" if r.error else note
         print(
             f"{Path(r.file).name:<40} {r.entity:<11} {r.loaded:>8} {r.updated:>8} "
             f"{r.quarantined:>11}{note}"
         )
-    return EXIT_OK
+    for r in results:
+        for warning in r.notes:
+            print(f"warning: {Path(r.file).name}: {warning}")
+    rejected = [r for r in results if r.error]
+    for r in rejected:
+        print(f"error: {r.file}: rejected, nothing of it loaded: {r.error}", file=sys.stderr)
+    return EXIT_INPUT if rejected else EXIT_OK
 
 
 def cmd_validate(p: Project, args: argparse.Namespace) -> int:

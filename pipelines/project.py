@@ -49,6 +49,7 @@ from pipelines.tick.run import RunReport, preview_occurrence, run_tick
 from pipelines.workspace import Workspace, load_workspace
 
 RUN_REFUSED = "run ticks every sequence: it is for the operator or an admin"
+INGEST_REFUSED = "ingest writes every user's contacts: it is for the operator or an admin"
 SEND_REFUSED = "send and its review are for the operator or an admin"
 
 Instant = str | dt.datetime | None
@@ -266,11 +267,13 @@ class Project:
     def ingest(
         self, paths: list[Path] | None = None, *, tag: str | None = None
     ) -> list[IngestResult]:
-        """Load files (default: every file of ``imports/``); accounts, contacts, activities."""
+        """Load files (default: every file of ``imports/``); accounts, contacts, activities.
+        Each file is its own unit: one that cannot be read comes back with ``error`` set."""
         if paths is None:
             paths = sorted(p for p in (self.root / "imports").glob("*") if p.is_file())
         if not paths:
             raise SequencerError("no files to ingest (give FILES or drop them into imports/)")
+        self._require_admin(self.workspace(), INGEST_REFUSED)
         with self.connection() as con:
             return ingest_files(con, paths, tag=tag)
 

@@ -15,14 +15,26 @@ ACTIVITY_TYPES = [
     "email_bounced", "unsubscribed", "call_incoming", "call_outgoing", "chat", "sms_sent",
     "sms_received", "meeting", "task_completed",
 ]  # fmt: skip
-EMAIL_RE = r"[^@\s]+@[^@\s]+\.[^@\s]+"
+TYPES = ("BIGINT", "DOUBLE", "BOOLEAN", "DATE", "TIMESTAMP")  # the inference order
+DIRTY_SHARE = 0.9  # a column typed from most of its values; the rest are bad rows
+# One RFC 5321 mailbox: a dot-atom local part (no quoted strings), a domain of LDH labels with
+# a letter-led top-level label (no address literals); at most 64 characters before the @ and
+# 254 in all (checked in sql/ingest/stg_*.sql). Spaces, commas, display names (`Name <a@x>`),
+# a second @ or a list are bad rows.
+ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
+LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+EMAIL_RE = (
+    rf"(?:{ATEXT}+(?:\.{ATEXT}+)*)@(?:{LABEL}\.)+[A-Za-z](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?"
+)
 # One well-formed CSV record: fields either fully quoted (with "" escapes) or free of quotes.
 CSV_RECORD_RE = r'(?s)(?:"(?:[^"]|"")*"|[^",]*)(?:,(?:"(?:[^"]|"")*"|[^",]*))*\r?'
 
 
-def custom_columns(con, entity: str, columns: dict[str, str]) -> list[dict]:
+def custom_columns(con, entity: str, columns: dict[str, str], notes: list[str]) -> list[dict]:
     """Extra columns of a contacts/accounts file with their type: fixed by the table when
-    the column exists, otherwise inferred from this file's values and added to the table."""
+    the column exists (a stored BIGINT column widens to DOUBLE when the file has decimals),
+    otherwise inferred from this file's values and added to the table. What an analyst
+    should know (dirty values, text columns of mostly numbers, widening) goes to ``notes``."""
     stored = dict(
         con.execute(
             "select column_name, data_type from duckdb_columns() "
@@ -31,14 +43,58 @@ def custom_columns(con, entity: str, columns: dict[str, str]) -> list[dict]:
         ).fetchall()
     )
     extra = [n for n in columns if n not in BASE_COLUMNS[entity]]
-    new = [{"name": n, "source": columns[n]} for n in extra if n not in stored]
-    if new:
-        sql = sqlrun.render("ingest/int_infer_types.sql", columns=new)
-        types = con.execute(sql).fetchone()
-        for col, type_ in zip(new, types, strict=True):
-            con.execute(f"alter table {entity} add column {sqlrun.ident(col['name'])} {type_}")
-            stored[col["name"]] = type_
+    looked_at = [n for n in extra if n not in stored or stored[n] == "BIGINT"]
+    if looked_at:
+        sql = sqlrun.render(
+            "ingest/int_infer_types.sql",
+            columns=[{"name": n, "source": columns[n]} for n in looked_at],
+        )
+        counts = {row["column_name"]: row for row in sqlrun.dicts(con.execute(sql))}
+        for name in looked_at:
+            c = counts.get(name)
+            type_ = _widened(name, c, notes) if name in stored else _inferred(name, c, notes)
+            if name not in stored:
+                con.execute(f"alter table {entity} add column {sqlrun.ident(name)} {type_}")
+            elif type_ != stored[name]:
+                con.execute(f"alter table {entity} alter {sqlrun.ident(name)} type {type_}")
+            stored[name] = type_
     return [{"name": n, "source": columns[n], "type": stored[n]} for n in extra]
+
+
+def _inferred(name: str, c: dict | None, notes: list[str]) -> str:
+    """The first type every value casts to; else the first that at least 90 % of the values
+    cast to (the others become bad rows naming the column and the value); else VARCHAR."""
+    if not c or not c["n"]:
+        return "VARCHAR"
+    for t in TYPES:
+        if c[f"{t.lower()}_ok"] == c["n"]:
+            return t
+    numeric = "BIGINT" if c["bigint_ok"] == c["double_ok"] else "DOUBLE"
+    best = max((numeric, "BOOLEAN", "DATE", "TIMESTAMP"), key=lambda t: c[f"{t.lower()}_ok"])
+    ok, bad = c[f"{best.lower()}_ok"], c[f"{best.lower()}_bad"]
+    if ok >= DIRTY_SHARE * c["n"]:
+        notes.append(
+            f"column {name}: typed {best} from {ok} of {c['n']} values; the rows with other "
+            f"values are quarantined (e.g. {bad!r})"
+        )
+        return best
+    if ok:
+        notes.append(
+            f"column {name}: typed VARCHAR (text): only {ok} of {c['n']} values are {best}"
+            f" (e.g. not {bad!r})"
+        )
+    return "VARCHAR"
+
+
+def _widened(name: str, c: dict | None, notes: list[str]) -> str:
+    """A stored BIGINT column widens to DOUBLE when the file has decimals, never rounds."""
+    if c and c["double_ok"] > c["bigint_ok"]:
+        notes.append(
+            f"column {name}: widened BIGINT -> DOUBLE (this file has decimals, e.g. "
+            f"{c['bigint_bad']!r})"
+        )
+        return "DOUBLE"
+    return "BIGINT"
 
 
 def stage_typed(con, entity, fmt, columns, custom, tag) -> None:

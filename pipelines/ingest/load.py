@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
@@ -20,6 +20,7 @@ from pipelines.db import transaction
 from pipelines.errors import IngestError, Location
 from pipelines.ingest.check import check_csv_text, custom_columns, stage_typed
 from pipelines.ingest.read import ENTITIES, detect_entity, read
+from pipelines.ingest.source import NotDecodable, prepare
 from pipelines.ingest.write import merge, quarantine
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ class IngestResult:
     skipped: bool  # same content (sha256) + entity + tag already ingested
     unchanged: int = 0
     rows: int = 0
+    notes: list[str] = field(default_factory=list)  # warnings: decoding, typing, widening
+    error: str | None = None  # the file was rejected as a whole: why (nothing of it loaded)
 
 
 def ingest_files(
@@ -47,7 +50,48 @@ def ingest_files(
     """Ingest several files: accounts first, then contacts, then activities (so activities
     given by email find contacts of the same batch); name order within an entity."""
     paths = sorted((Path(p) for p in paths), key=lambda p: (_order(p), p.name))
-    return [ingest_file(con, p, tag=tag) for p in paths]
+    return [_ingest_one(con, p, tag) for p in paths]
+
+
+def _ingest_one(con, path: Path, tag: str | None) -> IngestResult:
+    """One file is one unit: a file that cannot be read at all is reported (its result
+    carries ``error``) and the batch goes on with the next file."""
+    try:
+        return ingest_file(con, path, tag=tag)
+    except (IngestError, duckdb.Error, OSError) as exc:
+        if not isinstance(exc, IngestError):
+            exc = IngestError(_reason(exc), Location(file=str(path)))
+        if isinstance(exc, NotDecodable):
+            _quarantine_rejected(con, path, exc)
+        log.warning("rejected %s", exc)
+        entity = _entity_or_unknown(path)
+        return IngestResult(str(path), entity, 0, 0, 0, False, error=exc.message)
+
+
+def _reason(exc: Exception) -> str:
+    """DuckDB's or the OS's message, first line only (no traceback reaches the user)."""
+    if isinstance(exc, OSError):
+        return f"cannot be read: {exc.strerror or exc}"
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"cannot be read: {first}"
+
+
+def _entity_or_unknown(path: Path) -> str:
+    try:
+        return detect_entity(path)
+    except IngestError:
+        return "?"
+
+
+def _quarantine_rejected(con, path: Path, exc: NotDecodable) -> None:
+    """A file that does not decode leaves one quarantine row (the line of its first bad
+    byte), once: a rejected file is retried by every later ingest until it is fixed."""
+    con.execute(
+        "insert into quarantine (file, line, entity, reason, raw) select $1, $2, $3, $4, $5 "
+        "where not exists (select 1 from quarantine where file = $1 and line = $2 "
+        "and reason = $4)",
+        [str(path), exc.line, _entity_or_unknown(path), exc.message, exc.raw],
+    )
 
 
 def _order(path: Path) -> int:
@@ -75,28 +119,34 @@ def ingest_file(
     if not path.is_file():
         raise IngestError("file not found", Location(file=str(path)))
     con.execute("set TimeZone = 'UTC'")  # offset-less timestamps are UTC
-    # The content hash is computed while DuckDB reads the file (both release the GIL); a
-    # file seen before is then dropped unread into the tables. Read outside the transaction:
-    # rows of a temp table written inside one carry provisional rowids, and rowid is the
-    # record's ordinal in the file.
+    # The content hash is computed while the file's encoding and line endings are checked;
+    # a file seen before is then dropped unread. Read outside the transaction: rows of a temp
+    # table written inside one carry provisional rowids, and rowid is the record's ordinal.
     with ThreadPoolExecutor(max_workers=1) as pool:
         hashing = pool.submit(_sha256, path)
-        columns, quoted = read(con, path, entity)
-        digest = hashing.result()
-    seen = con.execute(
-        "select 1 from ingested_files where sha256 = $1 and entity = $2 and tag = $3",
-        [digest, entity, tag or ""],
-    ).fetchone()
-    if seen:
-        return IngestResult(str(path), entity, 0, 0, 0, True)
-    with transaction(con):
-        result = _load(con, path, entity, columns, quoted, tag, validate_with_gx)
-        con.execute(
-            "insert into ingested_files (sha256, file, entity, tag, loaded, updated, quarantined)"
-            " values ($1, $2, $3, $4, $5, $6, $7)",
-            [digest, str(path), entity, tag or "", result.loaded, result.updated,
-             result.quarantined],
-        )  # fmt: skip
+        source = prepare(path)  # UTF-8 with one kind of line ending (maybe a scratch copy)
+        try:
+            columns, quoted = read(con, source.path, entity)
+            digest = hashing.result()
+            seen = con.execute(
+                "select 1 from ingested_files where sha256 = $1 and entity = $2 and tag = $3",
+                [digest, entity, tag or ""],
+            ).fetchone()
+            if seen:
+                return IngestResult(str(path), entity, 0, 0, 0, True)
+            with transaction(con):
+                result = _load(
+                    con, path, source.path, entity, columns, quoted, tag, validate_with_gx
+                )
+                con.execute(
+                    "insert into ingested_files (sha256, file, entity, tag, loaded, updated,"
+                    " quarantined) values ($1, $2, $3, $4, $5, $6, $7)",
+                    [digest, str(path), entity, tag or "", result.loaded, result.updated,
+                     result.quarantined],
+                )  # fmt: skip
+        finally:
+            source.close()
+    result.notes[:0] = source.notes
     log.info(
         "ingested %s (%s): %d rows = %d loaded + %d updated + %d unchanged + %d quarantined",
         path, entity, result.rows, result.loaded, result.updated, result.unchanged,
@@ -113,12 +163,13 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _load(con, path, entity, columns, quoted, tag, validate) -> IngestResult:
+def _load(con, path, read_path, entity, columns, quoted, tag, validate) -> IngestResult:
     """Type and check the staged rows, quarantine the bad ones, merge the good ones."""
     fmt = path.suffix.lower().lstrip(".")
-    custom = custom_columns(con, entity, columns) if entity != "activities" else []
+    notes: list[str] = []
+    custom = custom_columns(con, entity, columns, notes) if entity != "activities" else []
     stage_typed(con, entity, fmt, columns, custom, tag)
-    suspect = fmt != "csv" or check_csv_text(con, path, columns, quoted)
+    suspect = fmt != "csv" or check_csv_text(con, read_path, columns, quoted)
     quarantined = quarantine(con, path, entity, fmt, columns) if suspect else 0
     loaded, updated = merge(con, entity, columns, custom, tag)
     good, total = con.execute(
@@ -137,4 +188,5 @@ def _load(con, path, entity, columns, quoted, tag, validate) -> IngestResult:
         skipped=False,
         unchanged=good - loaded - updated,
         rows=total + quarantined - (total - good),  # rejected CSV records are not staged
+        notes=notes,
     )

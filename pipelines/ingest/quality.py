@@ -16,12 +16,14 @@ from functools import cache
 
 import duckdb
 
+from pipelines.ingest.check import EMAIL_RE as MAILBOX_RE
+
 CHUNK_ROWS = 200_000
 ACTIVITY_TYPE_RE = (
     r"^(?:email_(?:sent|delivered|opened|clicked|replied|bounced)|unsubscribed|call_incoming"
     r"|call_outgoing|chat|sms_sent|sms_received|meeting|task_completed|sales_activity:\S.*)$"
 )
-EMAIL_RE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+EMAIL_RE = f"^{MAILBOX_RE}$"  # the same mailbox rule as the SQL check
 
 # (expectation class name, column, extra keyword arguments) per entity
 SUITES: dict[str, list[tuple[str, str, dict]]] = {

@@ -6,10 +6,13 @@
 timezone('UTC', try_cast({{ expr }} as timestamptz))
 {%- endmacro %}
 
-{#- A text value cast to the fixed type of a custom column; NULL when it does not cast. -#}
+{#- A text value cast to the fixed type of a custom column; NULL when it does not cast. Only an
+    integer literal is a BIGINT: try_cast('96572.85' as bigint) would round it. -#}
 {% macro cast_custom(expr, type) -%}
 {%- if type == 'TIMESTAMP' -%}{{ utc_ts(expr) }}
 {%- elif type == 'BOOLEAN' -%}{{ boolean(expr) }}
+{%- elif type == 'BIGINT' -%}
+case when regexp_full_match(trim({{ expr }}), '[+-]?[0-9]+') then try_cast({{ expr }} as bigint) end
 {%- else -%}try_cast({{ expr }} as {{ type }})
 {%- endif -%}
 {%- endmacro %}
@@ -34,12 +37,14 @@ end
 {%- endfor %}
 {%- endmacro %}
 
-{#- Adds (condition, reason) pairs for custom columns to ns.checks: a value that does not cast. -#}
+{#- Adds (condition, reason) pairs for custom columns to ns.checks: a value that does not cast
+    (the reason names the column, the type and the value). -#}
 {% macro add_custom_checks(ns, custom) -%}
 {%- for c in custom -%}
 {%- set ns.checks = ns.checks + [(
     ('__raw_' ~ c.name) | ident ~ ' is not null and ' ~ c.name | ident ~ ' is null',
-    ('bad value for column ' ~ c.name ~ ': expected ' ~ c.type) | literal,
+    ('bad value for column ' ~ c.name ~ ': expected ' ~ c.type ~ ", got '") | literal
+        ~ ' || ' ~ ('__raw_' ~ c.name) | ident ~ " || ''''",
 )] -%}
 {%- endfor -%}
 {%- endmacro %}

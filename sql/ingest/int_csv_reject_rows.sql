@@ -4,7 +4,7 @@ with
 
 errors as (
     select
-        line,
+        line::bigint as line,  -- UBIGINT in DuckDB: unioned with BIGINT lines it becomes HUGEINT
         error_type::varchar as error_type,
         csv_line,
     from ingest_rejects

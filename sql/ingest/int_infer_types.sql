@@ -1,15 +1,41 @@
--- The type of each new custom column: the first of BIGINT, DOUBLE, BOOLEAN, DATE, TIMESTAMP
--- that every non-empty value casts to, else VARCHAR (also when the column is empty).
+-- Per custom column of the file (new ones and stored BIGINT ones): how many non-empty values
+-- it has and how many cast to each type. One statement over the file in long form (unpivot),
+-- so its cost grows with the file's size, not with the square of its column count.
+-- A value is an integer only when it is an integer literal (try_cast to BIGINT would round
+-- '96572.85'). The choice of type from these counts is made in pipelines/ingest/check.py.
 {% import 'ingest/_macros.sql' as m %}
-select
-    {%- for c in columns %}
-    {%- set v = 'nullif(trim(' ~ (c.source) ~ '), \'\')' %}
-    case
-        when count({{ v }}) = 0 then 'VARCHAR'
-        {%- for t in ['BIGINT', 'DOUBLE', 'BOOLEAN', 'DATE', 'TIMESTAMP'] %}
-        when count({{ v }}) = count({{ m.cast_custom(v, t) }}) then '{{ t }}'
+with
+
+wide as (
+    select
+        {%- for c in columns %}
+        {{ c.source }} as {{ c.name | ident }},
         {%- endfor %}
-        else 'VARCHAR'
-    end as {{ c.name | ident }},
-    {%- endfor %}
-from ingest_raw
+    from ingest_raw
+),
+
+long as (
+    unpivot wide on columns(*) into name column_name value raw_value
+),
+
+values_ as (
+    select
+        column_name,
+        nullif(trim(raw_value), '') as v,
+    from long
+),
+
+final as (
+    select
+        column_name,
+        count(v) as n,
+        {%- for t in ['BIGINT', 'DOUBLE', 'BOOLEAN', 'DATE', 'TIMESTAMP'] %}
+        count({{ m.cast_custom('v', t) }}) as {{ t | lower }}_ok,
+        min(v) filter (where {{ m.cast_custom('v', t) }} is null) as {{ t | lower }}_bad,
+        {%- endfor %}
+    from values_
+    where v is not null
+    group by column_name
+)
+
+select * from final

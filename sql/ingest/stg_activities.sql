@@ -59,7 +59,8 @@ typed as (
 {%- set checks = [
     ("activity_id is null", "'missing id: activity_id'"),
     ("contact_id is null and email is null", "'no contact_id or email'"),
-    ("email is not null and not regexp_full_match(email, $email_re)", "'bad email'"),
+    ("email is not null and (not regexp_full_match(email, $email_re)"
+        ~ " or length(email) > 254 or strpos(email, '@') > 65)", "'bad email'"),
     ("type is null or not (list_contains($types, type)"
         ~ " or regexp_full_match(type, 'sales_activity:\\S.*'))", "'unknown activity type'"),
     ("occurred_at_raw is null", "'missing timestamp: occurred_at'"),

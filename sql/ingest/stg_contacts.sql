@@ -35,7 +35,8 @@ typed as (
 
 {%- set ns = namespace(checks=[
     ("contact_id is null", "'missing id: contact_id'"),
-    ("email is not null and not regexp_full_match(email, $email_re)", "'bad email'"),
+    ("email is not null and (not regexp_full_match(email, $email_re)"
+        ~ " or length(email) > 254 or strpos(email, '@') > 65)", "'bad email'"),
     ("timezone is not null and not timezone_known", "'unknown timezone'"),
     ("unsubscribed_raw is not null and unsubscribed is null", "'bad boolean: unsubscribed'"),
     ("created_at_raw is not null and created_at is null",

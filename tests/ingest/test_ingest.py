@@ -189,9 +189,9 @@ def test_newer_updated_at_wins_and_custom_types_are_fixed(con):
     assert quarantined(con, "contacts_v2.csv") == [
         (
             5,
-            "bad value for column lead_score: expected BIGINT; "
-            "bad value for column vip: expected BOOLEAN; "
-            "bad value for column signup: expected DATE",
+            "bad value for column lead_score: expected BIGINT, got 'high'; "
+            "bad value for column vip: expected BOOLEAN, got 'maybe'; "
+            "bad value for column signup: expected DATE, got 'someday'",
         )
     ]
 
