@@ -93,7 +93,7 @@ def send_due(
     batch.load_workspace_tables(con, ws, as_of)
     report.expired = batch.expire(con, as_of)
     report.skipped = batch.skip_unsendable(con, as_of)
-    report.deferred = batch.apply_limits(con)
+    report.deferred = batch.apply_limits(con, as_of)
     actions = batch.fetch_batch(con)
     contacts, accounts, history = batch.fetch_records(con)
     sender = Sender(con, ws, env, Clock(as_of), max_retries, backoff, report, faults)
