@@ -39,7 +39,7 @@ from pipelines.instants import as_of_or_now
 from pipelines.metrics import DEFAULT_SNAPSHOT, build_metrics, metrics_table, publish_snapshot
 from pipelines.models import Sequence
 from pipelines.outbox import tasks as task_queue
-from pipelines.outbox.review import list_unknown, resolve_unknown
+from pipelines.outbox.review import list_unknown, requeue_held, resolve_unknown
 from pipelines.outbox.send import SendReport, send_due
 from pipelines.scope import Actor, require_sequence, resolve_actor, sees_all, visible_sequences
 from pipelines.tick import enrollment
@@ -217,6 +217,12 @@ class Project:
         self._require_admin(self.workspace(), SEND_REFUSED)
         with self.connection() as con:
             resolve_unknown(con, key, outcome)
+
+    def requeue_held(self, sequence: str | None = None, step: str | None = None) -> int:
+        """Put ``held`` actions back in the queue after a fix; how many."""
+        self._require_admin(self.workspace(), SEND_REFUSED)
+        with self.connection() as con:
+            return requeue_held(con, sequence, step)
 
     def preview(
         self, sequence: str, as_of: Instant = None, *, sample_size: int = 10
