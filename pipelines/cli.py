@@ -172,8 +172,8 @@ def cmd_tasks(p: Project, args: argparse.Namespace) -> int:
         p.complete_task(args.task_id, args.as_of)
         print(f"done: {args.task_id}")
         return EXIT_OK
-    rows = p.tasks(include_done=args.all)
-    print(f"{len(rows)} {'task(s)' if args.all else 'open task(s)'} for {p.user}")
+    rows = p.tasks(args.owner, include_done=args.all)
+    print(f"{len(rows)} {'task(s)' if args.all else 'open task(s)'} for {args.owner or p.user}")
     for t in rows:
         state = "done" if t["done"] else "open"
         print(
@@ -184,9 +184,21 @@ def cmd_tasks(p: Project, args: argparse.Namespace) -> int:
 
 
 def cmd_metrics(p: Project, args: argparse.Namespace) -> int:
-    found = p.metrics(args.sequence)
+    found = p.metrics(args.sequence, rebuild=args.rebuild)
+    if found.table is None:
+        print("(no metrics built yet: `sequencer metrics --rebuild` as the operator or an admin)")
+        return EXIT_OK
     print(found.table)
-    print(f"metrics rebuilt; snapshot for notebooks and readers: {found.snapshot}")
+    if found.snapshot is not None:
+        print(f"metrics rebuilt; snapshot for notebooks and readers: {found.snapshot}")
+        return EXIT_OK
+    built = found.build
+    when = f"{built.built_at:%Y-%m-%d %H:%M:%S}Z" if built.built_at else "an unknown time"
+    print(f"metrics built at {when}", end="")
+    if built.runs_since:
+        print(f"; {built.runs_since} run(s) since: `metrics --rebuild` (operator or admin)")
+    else:
+        print()
     return EXIT_OK
 
 
@@ -279,12 +291,13 @@ COMMANDS: dict[str, tuple[Callable[[Project, argparse.Namespace], int], str, str
     "tasks": (
         cmd_tasks,
         "List a rep's open reminders and tasks, or mark one done.",
-        "sequencer tasks --user alice   |   sequencer tasks done TASK_ID --user alice",
+        "sequencer tasks --user alice   |   sequencer tasks done TASK_ID --user alice"
+        "   |   sequencer tasks --owner alice --user olga",
     ),
     "metrics": (
         cmd_metrics,
-        "Rebuild the metrics, print per-sequence totals, publish the reader snapshot.",
-        "sequencer metrics --sequence outbound-q1",
+        "Print per-sequence totals; --rebuild (operator/admin) rebuilds them and the snapshot.",
+        "sequencer metrics --sequence outbound-q1   |   sequencer metrics --rebuild",
     ),
 }
 
@@ -342,10 +355,16 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--as-of", help="act at this instant (ISO-8601; default: now)")
     elif name == "metrics":
         p.add_argument("--sequence", help="only this sequence (default: all you may see)")
+        p.add_argument(
+            "--rebuild",
+            action="store_true",
+            help="rebuild the tables and republish the reader snapshot (operator or admin)",
+        )
     elif name == "tasks":
         p.add_argument("verb", nargs="?", choices=["done"], help="`done TASK_ID` marks it done")
         p.add_argument("task_id", nargs="?", help="the task to mark done")
         p.add_argument("--all", action="store_true", help="include done tasks")
+        p.add_argument("--owner", help="list this user's queue (admins and the operator: any)")
         p.add_argument("--as-of", help="with done: completed at this instant (default: now)")
 
 

@@ -317,7 +317,7 @@ EXPECTED_COUNTS = {
     "actions": 4,  # intro on day 1 and call-1 on day 2, for C1 and C2
     "tasks": 2,  # the two call reminders
     "occurrences": 2,  # 09:30 New York on 03-02 and on 03-03
-    "runs": 4,  # a tick and a send per tick job
+    "runs": 6,  # a tick, a send and a metrics build per tick job
     "sequence_metrics": 3,  # 'all' + the days 03-02 (intro) and 03-03 (call-1)
     "step_metrics": 5,  # 'all' per step (2) + intro on 03-02 and 03-03 (left) + call-1 on 03-03
     "email_outcomes": 2,  # one per sent email
