@@ -7,9 +7,10 @@ compile → warn about (and leave out) broken sequences → lock the connection 
 
 A project acts as ``user`` (SPEC 9); ``None`` is the operator with full access (the
 scheduler's case). Who may do what is checked here, before anything is written: ``run``,
-``send`` and the review of unknowns are for the operator or an admin; ``preview``,
-``enroll``, ``unenroll`` and ``metrics --sequence`` need a sequence the user may use; a task
-is completed by its owner (or the operator).
+``send``, the review of unknowns, requeueing held actions and ``metrics --rebuild`` are for
+the operator or an admin; ``preview``, ``enroll``, ``unenroll`` and ``metrics --sequence``
+need a sequence the user may use; a task queue is listed and a task completed by its owner,
+an admin or the operator.
 
 Each method opens and closes its own connection (DuckDB: one writer process per file), or
 uses ``con`` when the caller passes one (tests and benches keep theirs open). ``run`` and

@@ -1,10 +1,12 @@
-"""The set-based phases of a send, one statement each over the ``actions`` table:
+"""The set-based phases of a send, one statement each over the ``actions`` table. Each sees
+only actions whose occurrence has come (``occurrence_at <= as_of``): a send never acts early.
 
 1. *expire* — ``due`` emails/SMS older than their sequence's ``stale_after_hours``;
 2. *opt-outs* — emails/SMS to contacts unsubscribed (or bounced, for email) since the tick
    decided them become ``skipped``; so do actions whose step left the sequence file;
 3. *limits* — ``sql/send/int_send_batch.sql`` ranks every sender's emails (deferred oldest
-   first, then due oldest first) and one UPDATE defers what exceeds today's daily limit;
+   first, then due oldest first) and one UPDATE defers what exceeds today's daily limit and
+   the emails an owner's weekend holds (``exclude_weekends``);
 4. *batch* — one query for the actions, one for their contacts, accounts and email history.
 """
 
