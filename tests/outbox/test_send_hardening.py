@@ -129,3 +129,22 @@ def test_without_exclude_weekends_a_deferred_email_goes_out_on_saturday(outbox, 
     assert cli(outbox, "send", "--as-of", (FRIDAY + HOUR).isoformat()) == 0
     assert cli(outbox, "send", "--as-of", (FRIDAY + DAY + HOUR).isoformat()) == 0
     assert statuses(outbox.con)[k3] == "sent"
+
+
+def test_after_a_tick_run_ahead_an_earlier_send_sends_nothing(outbox, secrets, capsys):  # noqa: F811
+    """The issue's case end to end through the CLI: c1 is enrolled by hand, then a typo ticks
+    ``run --as-of 2026-06-01T12:00Z`` (meant: 03-02); the tick decides c1's intro for the
+    06-01 occurrence (09:00 UTC). ``send --as-of 2026-03-03T12:00Z`` sends nothing and the
+    intro stays due; ``send --as-of 2026-06-01T12:00Z`` sends it."""
+    outbox.workspace()
+    assert cli(outbox, "enroll", "outbound", "c1", "--as-of", "2026-03-01T12:00:00Z") == 0
+    assert cli(outbox, "run", "--as-of", "2026-06-01T12:00:00Z") == 0
+    (key, at) = outbox.con.execute(
+        "select idempotency_key, occurrence_at from actions where step = 'intro'"
+    ).fetchone()
+    assert at == dt.datetime(2026, 6, 1, 9, 0)
+    assert cli(outbox, "send", "--as-of", "2026-03-03T12:00:00Z") == 0
+    assert outbox.sink.messages == [] and statuses(outbox.con)[key] == "due"
+    assert cli(outbox, "send", "--as-of", "2026-06-01T12:00:00Z") == 0
+    assert [m.rcpt_tos[0] for m in outbox.sink.messages] == ["ann@example.com"]
+    assert statuses(outbox.con)[key] == "sent"
