@@ -152,13 +152,30 @@ def cmd_send(p: Project, args: argparse.Namespace) -> int:
         print(f"{args.mark[0]}: marked {args.mark[1]}")
     elif args.review:
         print_unknown(p.review())
+    elif args.requeue_held:
+        n = p.requeue_held(args.sequence, args.step)
+        scope = "".join(
+            f" {label} {value}"
+            for label, value in (("of sequence", args.sequence), ("step", args.step))
+            if value
+        )
+        print(f"requeued {n} held action(s){scope}: they go first at the next send")
     else:
-        report = p.send(args.as_of)
-        stats = ", ".join(f"{k} {v}" for k, v in report.stats().items())
-        print(f"send at {report.as_of:%Y-%m-%d %H:%M}Z: {stats}")
-        for key, status, error in report.problems[: args.show]:
-            print(f"  {status:<8} {key}: {error}")
+        print_send_report(p.send(args.as_of))
     return EXIT_OK
+
+
+def print_send_report(report) -> None:
+    """The summary line (with the deferred backlog), then one line per problem reason."""
+    stats = report.stats()
+    backlog = stats.pop("deferred_backlog")
+    stats["deferred"] = f"{stats['deferred']} (backlog {backlog})"
+    print(
+        f"send at {report.as_of:%Y-%m-%d %H:%M}Z: "
+        + ", ".join(f"{k} {v}" for k, v in stats.items())
+    )
+    for status, reason, count in report.grouped():
+        print(f"  {status} {count}: {reason}")
 
 
 def print_unknown(rows: list[dict]) -> None:
@@ -176,11 +193,11 @@ def cmd_tasks(p: Project, args: argparse.Namespace) -> int:
     if args.verb == "done":
         if not args.task_id:
             raise SequencerError("tasks done needs a TASK_ID")
-        p.complete_task(args.task_id)
+        p.complete_task(args.task_id, args.as_of)
         print(f"done: {args.task_id}")
         return EXIT_OK
-    rows = p.tasks(include_done=args.all)
-    print(f"{len(rows)} {'task(s)' if args.all else 'open task(s)'} for {p.user}")
+    rows = p.tasks(args.owner, include_done=args.all)
+    print(f"{len(rows)} {'task(s)' if args.all else 'open task(s)'} for {args.owner or p.user}")
     for t in rows:
         state = "done" if t["done"] else "open"
         print(
@@ -191,9 +208,21 @@ def cmd_tasks(p: Project, args: argparse.Namespace) -> int:
 
 
 def cmd_metrics(p: Project, args: argparse.Namespace) -> int:
-    found = p.metrics(args.sequence)
+    found = p.metrics(args.sequence, rebuild=args.rebuild)
+    if found.table is None:
+        print("(no metrics built yet: `sequencer metrics --rebuild` as the operator or an admin)")
+        return EXIT_OK
     print(found.table)
-    print(f"metrics rebuilt; snapshot for notebooks and readers: {found.snapshot}")
+    if found.snapshot is not None:
+        print(f"metrics rebuilt; snapshot for notebooks and readers: {found.snapshot}")
+        return EXIT_OK
+    built = found.build
+    when = f"{built.built_at:%Y-%m-%d %H:%M:%S}Z" if built.built_at else "an unknown time"
+    print(f"metrics built at {when}", end="")
+    if built.runs_since:
+        print(f"; {built.runs_since} run(s) since: `metrics --rebuild` (operator or admin)")
+    else:
+        print()
     return EXIT_OK
 
 
@@ -216,16 +245,27 @@ def cmd_run(p: Project, args: argparse.Namespace) -> int:
 
 
 def cmd_enroll(p: Project, args: argparse.Namespace) -> int:
-    return _print_outcomes(p.enroll(args.sequence, args.contact_ids))
+    return _print_outcomes(p.enroll(args.sequence, args.contact_ids, args.as_of), ENROLL_REFUSED)
 
 
 def cmd_unenroll(p: Project, args: argparse.Namespace) -> int:
-    return _print_outcomes(p.unenroll(args.sequence, args.contact_ids))
+    outcomes = p.unenroll(args.sequence, args.contact_ids, args.as_of)
+    return _print_outcomes(outcomes, UNENROLL_REFUSED)
 
 
-def _print_outcomes(outcomes: dict[str, str]) -> int:
+# Outcomes that leave the contact other than asked (exit 1). Not refusals: the state asked
+# for already holds (already_enrolled, already_pending, not_enrolled).
+ENROLL_REFUSED = frozenset({"unknown_contact", "previously_enrolled"})
+UNENROLL_REFUSED = frozenset({"unknown_contact"})
+
+
+def _print_outcomes(outcomes: dict[str, str], refused: frozenset[str]) -> int:
     for contact_id, outcome in outcomes.items():
         print(f"{contact_id:<16} {outcome}")
+    n = sum(outcome in refused for outcome in outcomes.values())
+    if n:
+        print(f"{n} contact(s) refused (see the outcome of each above)", file=sys.stderr)
+        return EXIT_INPUT
     return EXIT_OK
 
 
@@ -270,17 +310,18 @@ COMMANDS: dict[str, tuple[Callable[[Project, argparse.Namespace], int], str, str
     "send": (
         cmd_send,
         "Carry out every due action exactly once: emails, tasks, SMS; --review lists unknowns.",
-        "sequencer send --as-of 2026-03-02T15:00:00Z",
+        "sequencer send --as-of 2026-03-02T15:00:00Z   |   sequencer send --requeue-held",
     ),
     "tasks": (
         cmd_tasks,
         "List a rep's open reminders and tasks, or mark one done.",
-        "sequencer tasks --user alice   |   sequencer tasks done TASK_ID --user alice",
+        "sequencer tasks --user alice   |   sequencer tasks done TASK_ID --user alice"
+        "   |   sequencer tasks --owner alice --user olga",
     ),
     "metrics": (
         cmd_metrics,
-        "Rebuild the metrics, print per-sequence totals, publish the reader snapshot.",
-        "sequencer metrics --sequence outbound-q1",
+        "Print per-sequence totals; --rebuild (operator/admin) rebuilds them and the snapshot.",
+        "sequencer metrics --sequence outbound-q1   |   sequencer metrics --rebuild",
     ),
 }
 
@@ -338,18 +379,32 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--mark", nargs=2, metavar=("KEY", "OUTCOME"), help="settle an unknown: sent|retry"
         )
-        p.add_argument("--show", type=count, default=20, help="problems to print (default: 20)")
+        p.add_argument(
+            "--requeue-held",
+            action="store_true",
+            help="put held actions back in the queue after a fix (admin/operator)",
+        )
+        p.add_argument("--sequence", help="with --requeue-held: only this sequence")
+        p.add_argument("--step", help="with --requeue-held: only this step id")
     elif name == "run":
         p.add_argument("--as-of", help="the tick's instant (ISO-8601; default: now)")
     elif name in ("enroll", "unenroll"):
         p.add_argument("sequence", help="the sequence name")
         p.add_argument("contact_ids", nargs="+", metavar="CONTACT_ID")
+        p.add_argument("--as-of", help="act at this instant (ISO-8601; default: now)")
     elif name == "metrics":
         p.add_argument("--sequence", help="only this sequence (default: all you may see)")
+        p.add_argument(
+            "--rebuild",
+            action="store_true",
+            help="rebuild the tables and republish the reader snapshot (operator or admin)",
+        )
     elif name == "tasks":
         p.add_argument("verb", nargs="?", choices=["done"], help="`done TASK_ID` marks it done")
         p.add_argument("task_id", nargs="?", help="the task to mark done")
         p.add_argument("--all", action="store_true", help="include done tasks")
+        p.add_argument("--owner", help="list this user's queue (admins and the operator: any)")
+        p.add_argument("--as-of", help="with done: completed at this instant (default: now)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,15 +8,19 @@ the main one (DuckDB allows one writer process per file, and it blocks readers t
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import uuid
 from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
 from pipelines import sqlrun
 from pipelines.db import transaction
+from pipelines.instants import utc_now
 
 METRIC_MODELS = ("sequence_metrics", "step_metrics")  # tables, from sql/metrics/fct_<table>.sql
 EMAILS_TABLE = "email_outcomes"  # int_emails.sql kept for readers: one row per sent email
@@ -62,6 +66,41 @@ def build_metrics(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
         con.execute("drop table int_emails")
     tables = (*METRIC_MODELS, EMAILS_TABLE)
     return {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in tables}
+
+
+@dataclass(frozen=True)
+class Build:
+    """When the metrics tables were last rebuilt, and how many tick/send runs came after."""
+
+    exists: bool
+    built_at: dt.datetime | None = None
+    runs_since: int = 0
+
+
+def record_build(con: duckdb.DuckDBPyConnection, rows: dict[str, int], started: dt.datetime):
+    """A ``runs`` row of kind ``metrics`` (SPEC 7: every run records what it did); readers of
+    the tables learn from it how fresh they are (:func:`last_build`)."""
+    con.execute(
+        "insert into runs (run_id, kind, as_of, started_at, finished_at, stats)"
+        " values (?, 'metrics', ?, ?, ?, ?)",
+        [f"metrics-{uuid.uuid4().hex[:12]}", started, started, utc_now(), json.dumps(rows)],
+    )
+
+
+def last_build(con: duckdb.DuckDBPyConnection) -> Build:
+    """The latest metrics build (None: never built here) and the tick/send runs since."""
+    exists = con.execute(
+        "select count(*) from information_schema.tables where table_name = 'sequence_metrics'"
+        " and table_schema = 'main'"
+    ).fetchone()[0]
+    if not exists:
+        return Build(False)
+    built_at, since = con.execute(
+        "with b as (select max(finished_at) as at from runs where kind = 'metrics')"
+        " select b.at, (select count(*) from runs as r where r.kind in ('tick', 'send')"
+        "  and r.finished_at > coalesce(b.at, '-infinity'::timestamp)) from b"
+    ).fetchone()
+    return Build(True, built_at, since)
 
 
 def _cell(value: object, column: str) -> str:

@@ -7,9 +7,10 @@ compile → warn about (and leave out) broken sequences → lock the connection 
 
 A project acts as ``user`` (SPEC 9); ``None`` is the operator with full access (the
 scheduler's case). Who may do what is checked here, before anything is written: ``run``,
-``send`` and the review of unknowns are for the operator or an admin; ``preview``,
-``enroll``, ``unenroll`` and ``metrics --sequence`` need a sequence the user may use; a task
-is completed by its owner (or the operator).
+``send``, the review of unknowns, requeueing held actions and ``metrics --rebuild`` are for
+the operator or an admin; ``preview``, ``enroll``, ``unenroll`` and ``metrics --sequence``
+need a sequence the user may use; a task queue is listed and a task completed by its owner,
+an admin or the operator.
 
 Each method opens and closes its own connection (DuckDB: one writer process per file), or
 uses ``con`` when the caller passes one (tests and benches keep theirs open). ``run`` and
@@ -35,11 +36,19 @@ from pipelines.compile.condition import ConditionSchema
 from pipelines.compile.sequence import Compilation, CompiledSequence, compile_workspace
 from pipelines.errors import ErrorList, PermissionDenied, SequencerError
 from pipelines.ingest.load import IngestResult, ingest_files
-from pipelines.instants import as_of_or_now
-from pipelines.metrics import DEFAULT_SNAPSHOT, build_metrics, metrics_table, publish_snapshot
+from pipelines.instants import as_of_or_now, utc_now
+from pipelines.metrics import (
+    DEFAULT_SNAPSHOT,
+    Build,
+    build_metrics,
+    last_build,
+    metrics_table,
+    publish_snapshot,
+    record_build,
+)
 from pipelines.models import Sequence
 from pipelines.outbox import tasks as task_queue
-from pipelines.outbox.review import list_unknown, resolve_unknown
+from pipelines.outbox.review import list_unknown, requeue_held, resolve_unknown
 from pipelines.outbox.send import SendReport, send_due
 from pipelines.scope import Actor, require_sequence, resolve_actor, sees_all, visible_sequences
 from pipelines.tick import enrollment
@@ -51,6 +60,10 @@ from pipelines.workspace import Workspace, load_workspace
 RUN_REFUSED = "run ticks every sequence: it is for the operator or an admin"
 INGEST_REFUSED = "ingest writes every user's contacts: it is for the operator or an admin"
 SEND_REFUSED = "send and its review are for the operator or an admin"
+METRICS_REFUSED = (
+    "metrics --rebuild rewrites the tables and the reader snapshot: it is for the operator "
+    "or an admin (without --rebuild, metrics reads them as last built)"
+)
 
 Instant = str | dt.datetime | None
 """An ``as_of``: ISO-8601 text (no offset = UTC), a datetime (naive = UTC), or None = now."""
@@ -86,9 +99,12 @@ class PreviewResult:
 
 @dataclass
 class MetricsResult:
+    """``rows`` and ``snapshot`` only when rebuilt; ``table`` None when never built."""
+
     rows: dict[str, int]
-    table: str
-    snapshot: Path
+    table: str | None
+    snapshot: Path | None
+    build: Build
 
 
 class Project:
@@ -219,6 +235,12 @@ class Project:
         with self.connection() as con:
             resolve_unknown(con, key, outcome)
 
+    def requeue_held(self, sequence: str | None = None, step: str | None = None) -> int:
+        """Put ``held`` actions back in the queue after a fix; how many."""
+        self._require_admin(self.workspace(), SEND_REFUSED)
+        with self.connection() as con:
+            return requeue_held(con, sequence, step)
+
     def preview(
         self, sequence: str, as_of: Instant = None, *, sample_size: int = 10
     ) -> PreviewResult:
@@ -249,18 +271,27 @@ class Project:
             )
             return con.execute("select count(*) from contact_properties").fetchone()[0]
 
-    def metrics(self, sequence: str | None = None) -> MetricsResult:
-        """Rebuild the metrics, tabulate what the user may see, publish the reader snapshot."""
+    def metrics(self, sequence: str | None = None, *, rebuild: bool = False) -> MetricsResult:
+        """The metrics the user may see (SPEC 9: their own sequences; all for admins and the
+        operator). By default read as last built; ``rebuild`` (admin or operator) rebuilds
+        the tables first and republishes the reader snapshot."""
         ws = self.workspace()
         actor = self.actor(ws)
+        if rebuild:
+            self._require_admin(ws, METRICS_REFUSED)
         if sequence and (sequence in ws.sequences or not sees_all(ws, actor)):
             require_sequence(ws, actor, sequence)
         only = None if sees_all(ws, actor) else [s.name for s in visible_sequences(ws, actor)]
+        rows, snapshot = {}, None
         with self.connection() as con:
-            rows = build_metrics(con)
-            table = metrics_table(con, sequence, only=only)
-            snapshot = publish_snapshot(self.db_path, self.snapshot_path)
-        return MetricsResult(rows=rows, table=table, snapshot=snapshot)
+            if rebuild:
+                started = utc_now()
+                rows = build_metrics(con)
+                record_build(con, rows, started)
+                snapshot = publish_snapshot(self.db_path, self.snapshot_path)
+            build = last_build(con)
+            table = metrics_table(con, sequence, only=only) if build.exists else None
+        return MetricsResult(rows=rows, table=table, snapshot=snapshot, build=build)
 
     # --- operations ------------------------------------------------------------------------
 
@@ -291,22 +322,30 @@ class Project:
         with self.connection() as con:
             return fn(con, ws, sequence, contact_ids, as_of_or_now(at))
 
-    def tasks(self, user: str | None = None, *, include_done: bool = False) -> list[dict]:
-        """One user's task queue (default: the acting user's)."""
-        self.actor(self.workspace())  # an unknown acting user is refused
-        user = user or self.user
-        if not user:
-            raise SequencerError("tasks lists one user's queue: give --user U")
+    def tasks(self, owner: str | None = None, *, include_done: bool = False) -> list[dict]:
+        """One user's task queue: ``owner``'s (an admin or the operator: anyone's; a rep or
+        viewer: only their own), by default the acting user's."""
+        ws = self.workspace()
+        actor = self.actor(ws)  # an unknown acting user is refused
+        owner = owner or self.user
+        if not owner:
+            raise SequencerError("tasks lists one user's queue: give --owner U (or --user U)")
+        if owner != actor.user_id and not sees_all(ws, actor):
+            raise PermissionDenied(
+                f"the task queue of {owner!r} is for its owner, an admin or the operator; "
+                f"{actor.describe()} may list only their own"
+            )
         with self.connection() as con:
-            return task_queue.list_tasks(con, user, include_done=include_done)
+            return task_queue.list_tasks(con, owner, include_done=include_done)
 
     def complete_task(self, task_id: str, at: Instant = None) -> None:
-        """Mark a task done (its owner or the operator) and log ``task_completed``."""
-        actor = self.actor(self.workspace())
+        """Mark a task done (its owner, an admin or the operator) and log ``task_completed``."""
+        ws = self.workspace()
+        actor = self.actor(ws)
         with self.connection() as con:
             owner = con.execute(
                 "select owner_id from tasks where task_id = ?", [task_id]
             ).fetchone()
-            if owner and not (actor.is_operator or owner[0] == actor.user_id):
+            if owner and not (sees_all(ws, actor) or owner[0] == actor.user_id):
                 raise PermissionDenied(f"task {task_id!r} belongs to {owner[0]!r}")
             task_queue.complete_task(con, task_id, as_of_or_now(at))

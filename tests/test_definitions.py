@@ -29,8 +29,10 @@ ASSETS = {"accounts", "contacts", "activities", "contact_properties", "compiled_
           "tick", "send", "metrics"}  # fmt: skip
 CHECKS = {"accounts_expectations", "contacts_expectations", "activities_expectations",
           "all_sequences_compile", "duplicate_actions", "actions_after_exit",
-          "duplicate_idempotency_keys"}  # fmt: skip
-BLOCKING = {"duplicate_actions", "actions_after_exit", "duplicate_idempotency_keys"}
+          "duplicate_idempotency_keys", "send_secrets_set"}  # fmt: skip
+BLOCKING = {"duplicate_actions", "actions_after_exit", "duplicate_idempotency_keys",
+            "send_secrets_set"}  # fmt: skip
+DATA_CHECKS = BLOCKING - {"send_secrets_set"}  # offending-rows queries over the outputs
 
 
 def load_defs() -> dg.Definitions:
@@ -130,7 +132,7 @@ def test_output_checks_pass_on_good_rows_and_fail_on_planted_bad_ones(tmp_path, 
     plant_action(con, "k1")
     plant_action(con, "k2", step="bump", at="2026-03-04 14:30:00")
     con.close()
-    for name in BLOCKING:
+    for name in DATA_CHECKS:
         assert run_check(checks, name, resource).passed, name
 
     con = db.connect(resource.database)
@@ -176,9 +178,12 @@ def test_duplicate_idempotency_keys_check_fails_on_a_shared_or_empty_key(tmp_pat
     assert [r["idempotency_key"] for r in empty.metadata["sample"].value] == ["", "k1"]
 
 
-def plant_blocking_failure(con, check: str | None, at: dt.datetime) -> None:
-    """Rows that fail exactly ``check`` and no other output check (None: plant nothing)."""
-    if check == "duplicate_actions":  # a second action for c1's intro, under another key
+def plant_blocking_failure(con, check: str | None, at: dt.datetime, monkeypatch) -> None:
+    """Rows (or an environment) that fail exactly ``check`` and no other blocking check
+    (None: plant nothing)."""
+    if check == "send_secrets_set":  # the config mistake of issue 9: no tracking secret
+        monkeypatch.delenv("TRACKING_SECRET")
+    elif check == "duplicate_actions":  # a second action for c1's intro, under another key
         con.execute(
             "insert into actions select * replace ('planted' as idempotency_key,"
             " 'skipped' as status) from actions"
@@ -201,22 +206,24 @@ def plant_blocking_failure(con, check: str | None, at: dt.datetime) -> None:
 
 @pytest.mark.parametrize("failing", [None, *sorted(BLOCKING)])
 def test_a_failed_blocking_check_stops_the_send_in_a_real_run(tmp_path, monkeypatch, failing):
-    """Materialize tick, send and the three output checks (dg.materialize, the real assets)
+    """Materialize tick, send and the blocking checks (dg.materialize, the real assets)
     on a database holding one due email to c1 (alice's sequence `outbound`, alice's mailbox
     on a real SMTP sink). Nothing planted: every check passes, send materializes and c1's
-    email goes out. With rows that fail one check (`failing`): that check alone fails, tick
-    materializes, send does not, the sink receives nothing and c1's action stays `due`."""
+    email goes out. With rows that fail one check (`failing`), or no TRACKING_SECRET for
+    `send_secrets_set`: that check alone fails, tick materializes, send does not, the sink
+    receives nothing and c1's action stays `due` (not `held`)."""
     from pipelines.defs import runs
 
     at = dt.datetime(2026, 3, 2, 14, 30)
-    monkeypatch.setenv("TRACKING_SECRET", ENV["TRACKING_SECRET"])
+    for name, value in ENV.items():  # every secret `outbound` needs (tracking, SMS token)
+        monkeypatch.setenv(name, value)
     with SmtpSink() as sink:
         project = write_delivery_workspace(tmp_path / "ws", sink.port)
         resource = SequencerResource(project_dir=str(project), db_path=str(tmp_path / "x.duckdb"))
         con = db.connect(resource.database)
         seed_contacts(con)
         email = add_action(con, "c1", "intro", at)
-        plant_blocking_failure(con, failing, at)
+        plant_blocking_failure(con, failing, at, monkeypatch)
         con.close()
         as_of = {"config": {"as_of": (at + dt.timedelta(hours=1)).isoformat()}}
         result = dg.materialize(
@@ -310,7 +317,7 @@ EXPECTED_COUNTS = {
     "actions": 4,  # intro on day 1 and call-1 on day 2, for C1 and C2
     "tasks": 2,  # the two call reminders
     "occurrences": 2,  # 09:30 New York on 03-02 and on 03-03
-    "runs": 4,  # a tick and a send per tick job
+    "runs": 6,  # a tick, a send and a metrics build per tick job
     "sequence_metrics": 3,  # 'all' + the days 03-02 (intro) and 03-03 (call-1)
     "step_metrics": 5,  # 'all' per step (2) + intro on 03-02 and 03-03 (left) + call-1 on 03-03
     "email_outcomes": 2,  # one per sent email
@@ -396,3 +403,21 @@ def test_dagster_validates_the_definitions_as_dg_check_defs_does(tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert "All code locations passed validation" in done.stdout + done.stderr
+
+
+def test_send_secrets_check_names_each_missing_secret(tmp_path, checks, monkeypatch):
+    """`outbound` needs TRACKING_SECRET (tracked intro), SMS_TOKEN (its SMS step) and, once
+    bob's mailbox logs in, BOB_SMTP_PASSWORD (its `html` step is sent from bob). All set:
+    pass. None set: fail, one line per (sequence, secret) naming the variable."""
+    project = write_delivery_workspace(tmp_path / "ws", 2525, bob_login=True)
+    resource = SequencerResource(project_dir=str(project), db_path=str(tmp_path / "x.duckdb"))
+    for name, value in ENV.items():
+        monkeypatch.setenv(name, value)
+    assert run_check(checks, "send_secrets_set", resource).passed
+    for name in ENV:
+        monkeypatch.delenv(name)
+    result = run_check(checks, "send_secrets_set", resource)
+    assert not result.passed and result.metadata["missing"].value == 3
+    text = json.dumps(result.metadata["secrets"].value)
+    for name in ENV:
+        assert f"environment variable {name} is not set" in text

@@ -130,12 +130,16 @@ def enrol(tmp_path, rows: list[tuple[str, str]]) -> None:
     ],
 )
 def test_cli_metrics_shows_only_the_users_own_sequences(ws, tmp_path, capsys, user, expected):
-    """a-alice has 2 enrolments, b-bruno 1. A rep's `metrics` lists only their own sequence
-    (with its own count); the viewer owns none; the admin and the operator see both."""
+    """a-alice has 2 enrolments, b-bruno 1; the operator rebuilt the metrics. A rep's
+    `metrics` lists only their own sequence (with its own count); the viewer owns none (SPEC
+    9: own sequences only, and a viewer cannot own one); the admin and the operator see both.
+    Reading rebuilds nothing: the last line says when the tables were built."""
     enrol(tmp_path, [("a-alice", "c1"), ("a-alice", "c2"), ("b-bruno", "c3")])
+    assert cli(tmp_path, "metrics", "--rebuild") == 0
+    capsys.readouterr()
     assert cli(tmp_path, "metrics", user=user) == 0
-    table, rebuilt = capsys.readouterr().out.rstrip("\n").rsplit("\n", 1)
-    assert rebuilt.startswith("metrics rebuilt")
+    table, built = capsys.readouterr().out.rstrip("\n").rsplit("\n", 1)
+    assert built.startswith("metrics built at")
     assert [(r["sequence"], r["enrolled"]) for r in table_rows(table)] == expected
 
 

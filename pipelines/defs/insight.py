@@ -15,7 +15,7 @@ from pipelines.defs.resources import RETRY, WRITER_POOL, SequencerResource
 def metrics(sequencer: SequencerResource) -> dg.MaterializeResult:
     """Tables ``sequence_metrics`` and ``step_metrics``; then publish the reader snapshot
     (docs/readers.md) so notebooks and ad-hoc readers never wait for a run."""
-    found = sequencer.project.metrics()
+    found = sequencer.project.metrics(rebuild=True)  # the operator: rebuilds, publishes
     return dg.MaterializeResult(
         metadata={
             **found.rows,

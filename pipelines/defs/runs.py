@@ -2,6 +2,7 @@
 must pass before anything is sent (blocking: a failed check stops ``send`` in that run)."""
 
 import dataclasses
+import os
 
 import dagster as dg
 
@@ -53,9 +54,15 @@ def send(
 ) -> dg.MaterializeResult:
     """Send every due action once (idempotency keys), defer over-limit emails, create tasks."""
     report = sequencer.project.send(resolve_as_of(context, config))
-    for problem in report.problems:
-        context.log.warning(" / ".join(map(str, problem)))
-    return dg.MaterializeResult(metadata={**_counts(report), "problems": len(report.problems)})
+    for status, reason, count in report.grouped():  # one line per reason, not per action
+        context.log.warning(f"{status} {count}: {reason}")
+    return dg.MaterializeResult(
+        metadata={
+            **_counts(report),
+            "problems": len(report.problems),
+            "stats": dg.MetadataValue.json(report.stats()),
+        }
+    )
 
 
 def _output_check(name: str, description: str):
@@ -76,3 +83,21 @@ actions_after_exit = _output_check(
 duplicate_idempotency_keys = _output_check(
     "duplicate_idempotency_keys", "Every action has its own idempotency key."
 )
+
+
+@dg.asset_check(
+    asset="tick",
+    name="send_secrets_set",
+    blocking=True,
+    pool=WRITER_POOL,
+    description="Every secret the sequences need to send (tracking, mailbox passwords, SMS "
+    "token) is set: a missing one would hold every email it signs.",
+)
+def send_secrets_set(sequencer: SequencerResource) -> dg.AssetCheckResult:
+    from pipelines.outbox.secrets import missing_secrets
+
+    missing = [str(e) for e in missing_secrets(sequencer.project.workspace(), os.environ)]
+    return dg.AssetCheckResult(
+        passed=not missing,
+        metadata={"missing": len(missing), "secrets": dg.MetadataValue.json(missing)},
+    )

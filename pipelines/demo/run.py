@@ -123,7 +123,7 @@ def main() -> None:
         run(["preview", name, *common, "--as-of", f"{FIRST_DAY}T00:00:00Z", "--sample", "3"])
     play_days(project, db_path, args.days)
     step(f"7. metrics per sequence (all {args.days} days)")
-    run(["metrics", *common])
+    run(["metrics", "--rebuild", *common])
     chart = project / ".sequencer" / "demo_metrics.png"
     write_chart(project / ".sequencer" / "snapshot.duckdb", chart)
     print(f"chart written to {chart}")

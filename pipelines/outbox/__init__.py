@@ -4,6 +4,7 @@
 - :mod:`.batch` — the set-based phases: expire, skip the unsendable, daily limits, the batch;
 - :mod:`.compose` — an action → an email, an SMS or a task (reads only);
 - :mod:`.transitions` — claim → send (with retries) → record, ``ActionStatus``;
-- :mod:`.review` — the ``unknown`` actions and how an operator settles them;
-- :mod:`.tasks` — the owners' task queue.
+- :mod:`.review` — the ``unknown`` actions and how an operator settles them; requeue ``held``;
+- :mod:`.tasks` — the owners' task queue;
+- :mod:`.secrets` — the secrets the sequences need to send (the Dagster pre-send check).
 """

@@ -1,10 +1,12 @@
-"""The set-based phases of a send, one statement each over the ``actions`` table:
+"""The set-based phases of a send, one statement each over the ``actions`` table. Each sees
+only actions whose occurrence has come (``occurrence_at <= as_of``): a send never acts early.
 
 1. *expire* — ``due`` emails/SMS older than their sequence's ``stale_after_hours``;
 2. *opt-outs* — emails/SMS to contacts unsubscribed (or bounced, for email) since the tick
    decided them become ``skipped``; so do actions whose step left the sequence file;
 3. *limits* — ``sql/send/int_send_batch.sql`` ranks every sender's emails (deferred oldest
-   first, then due oldest first) and one UPDATE defers what exceeds today's daily limit;
+   first, then due oldest first) and one UPDATE defers what exceeds today's daily limit and
+   the emails an owner's weekend holds (``exclude_weekends``);
 4. *batch* — one query for the actions, one for their contacts, accounts and email history.
 """
 
@@ -16,8 +18,8 @@ from typing import Any
 import duckdb
 
 from pipelines import sqlrun
-from pipelines.instants import local_day_bounds
-from pipelines.models import User
+from pipelines.instants import local_date, local_day_bounds
+from pipelines.models import Sequence, User
 from pipelines.workspace import Workspace
 
 
@@ -25,7 +27,7 @@ def load_workspace_tables(con: duckdb.DuckDBPyConnection, ws: Workspace, as_of: 
     """Temp tables the set-based SQL joins: steps with senders and staleness, user limits."""
     con.execute(
         "create or replace temp table _send_steps (sequence varchar, step varchar,"
-        " action varchar, sender_id varchar, stale_hours double)"
+        " action varchar, sender_id varchar, stale_hours double, weekend_hold boolean)"
     )
     con.execute(
         "create or replace temp table _send_limits (sender_id varchar, daily_limit bigint,"
@@ -38,15 +40,26 @@ def load_workspace_tables(con: duckdb.DuckDBPyConnection, ws: Workspace, as_of: 
             s.action,
             seq.owner if s.from_ == "owner" else s.from_,
             seq.stale_after_hours,
+            weekend_hold(ws, seq, as_of),
         )
         for seq in ws.sequences.values()
         for s in seq.steps
     ]
     if steps:
-        con.executemany("insert into _send_steps values (?, ?, ?, ?, ?)", steps)
+        con.executemany("insert into _send_steps values (?, ?, ?, ?, ?, ?)", steps)
     limits = [(u.id, u.daily_email_limit, *_local_day(u, as_of)) for u in ws.users.users]
     if limits:
         con.executemany("insert into _send_limits values (?, ?, ?, ?)", limits)
+
+
+def weekend_hold(ws: Workspace, seq: Sequence, as_of: dt.datetime) -> bool:
+    """SPEC 11: a sequence with ``exclude_weekends`` sends no email on its owner's Saturday or
+    Sunday (the owner's timezone, else the schedule's), deferred ones included."""
+    if not seq.schedule.exclude_weekends:
+        return False
+    owner = ws.users.user(seq.owner)
+    timezone = owner.timezone if owner and owner.timezone else seq.schedule.timezone
+    return local_date(as_of, timezone).weekday() >= 5
 
 
 def _local_day(user: User, as_of: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
@@ -63,7 +76,7 @@ def expire(con: duckdb.DuckDBPyConnection, as_of: dt.datetime) -> int:
         update actions as a
         set status = 'expired', finished_at = $as_of,
             error = 'stale: occurrence older than stale_after_hours at send time'
-        where a.status = 'due' and a.action in ('email', 'sms')
+        where a.status = 'due' and a.action in ('email', 'sms') and a.occurrence_at <= $as_of
           and a.occurrence_at + to_seconds(3600 * coalesce(
                 (select max(s.stale_hours) from _send_steps as s
                  where s.sequence = a.sequence), 24)) < $as_of
@@ -115,7 +128,7 @@ def skip_unsendable(con: duckdb.DuckDBPyConnection, as_of: dt.datetime) -> int:
                 left join enrollments as e
                     on e.sequence = a.sequence and e.enrollment_id = a.enrollment_id
                 left join contacts as c on c.contact_id = a.contact_id
-                where a.status in ('due', 'deferred')
+                where a.status in ('due', 'deferred') and a.occurrence_at <= $as_of
             )
             update actions as a
             set status = 'skipped', finished_at = $as_of, error = reasons.reason
@@ -128,18 +141,27 @@ def skip_unsendable(con: duckdb.DuckDBPyConnection, as_of: dt.datetime) -> int:
     )
 
 
-def apply_limits(con: duckdb.DuckDBPyConnection) -> int:
-    """Rank the batch (sql/send/int_send_batch.sql); defer every email beyond its sender's limit."""
-    sqlrun.materialize(con, "_send_batch", sqlrun.render("send/int_send_batch.sql"))
+WEEKEND_NOTE = "exclude_weekends: waits for the owner's next weekday"
+LIMIT_NOTE = "daily email limit reached; sent first on the next local day"
+
+
+def apply_limits(con: duckdb.DuckDBPyConnection, as_of: dt.datetime) -> int:
+    """Rank the batch (sql/send/int_send_batch.sql) of the actions whose occurrence has come;
+    defer every email beyond its sender's limit, and every due email a weekend holds."""
+    sqlrun.materialize(
+        con, "_send_batch", sqlrun.render("send/int_send_batch.sql"), {"as_of": as_of}
+    )
     return len(
         con.execute(
             """
-            update actions set status = 'deferred', finished_at = null,
-                error = 'daily email limit reached; sent first on the next local day'
-            where status = 'due' and idempotency_key in
-                (select idempotency_key from _send_batch where not within_limit)
-            returning idempotency_key
-            """
+            update actions as a set status = 'deferred', finished_at = null,
+                error = case when b.weekend_hold then $weekend else $limit end
+            from _send_batch as b
+            where a.status = 'due' and b.idempotency_key = a.idempotency_key
+              and not b.within_limit
+            returning a.idempotency_key
+            """,
+            {"weekend": WEEKEND_NOTE, "limit": LIMIT_NOTE},
         ).fetchall()
     )
 

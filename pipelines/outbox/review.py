@@ -1,6 +1,10 @@
 """Review of ``unknown`` actions (SPEC 6): a crash between CLAIM and RECORD leaves an action
 ``unknown``, and nothing ever sends it again on its own. An operator lists them and settles
 each: it went out (``sent``) or it did not (``retry``).
+
+Recovery of ``held`` actions (issue 9): a held action was never claimed nor sent (it could not
+be prepared: a missing secret, a template error). After the fix, :func:`requeue_held` puts
+them back in the queue.
 """
 
 from __future__ import annotations
@@ -66,3 +70,28 @@ def resolve_unknown(con: duckdb.DuckDBPyConnection, key: str, outcome: str) -> N
             action["message_id"],
             {"subject": action["subject"]} if action["action"] == "email" else {},
         )
+
+
+REQUEUED_NOTE = "requeued after held: "
+
+
+def requeue_held(
+    con: duckdb.DuckDBPyConnection, sequence: str | None = None, step: str | None = None
+) -> int:
+    """Put ``held`` actions (of ``sequence``, of ``step``, or all) back in the queue; return
+    how many. They become ``deferred``, like a reviewed retry: they go first at the next send
+    and do not expire for the time the fix took. Exactly-once is untouched: a held action was
+    never claimed, so no key here was ever handed to a transport."""
+    return len(
+        con.execute(
+            """
+            update actions set status = 'deferred', finished_at = null,
+                error = $note || coalesce(error, '')
+            where status = 'held'
+              and ($sequence::varchar is null or sequence = $sequence)
+              and ($step::varchar is null or step = $step)
+            returning idempotency_key
+            """,
+            {"note": REQUEUED_NOTE, "sequence": sequence, "step": step},
+        ).fetchall()
+    )

@@ -114,7 +114,8 @@ class Sender:
     def _note(self, key: str, status: ActionStatus, error: str) -> None:
         setattr(self.report, status, getattr(self.report, status) + 1)
         self.report.problems.append((key, status, error))
-        log.warning("action %s %s: %s", key, status, error)
+        # per action at debug level only: the send prints the reasons grouped with counts
+        log.debug("action %s %s: %s", key, status, error)
 
     def _claim(self, key: str, prep: Prepared) -> bool:
         """CLAIM: one committed UPDATE; from here on a crash leaves the action ``unknown``."""

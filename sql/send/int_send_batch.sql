@@ -1,10 +1,13 @@
 -- The send step's batch (SPEC 6 "Sending"): which due and deferred actions go out now.
 -- Reads `actions` and two small temp tables the send step fills from the workspace:
---   _send_steps(sequence, step, action, sender_id): every step of every sequence file, with
---     the user whose mailbox sends it (the owner, or the user named by `from:`);
+--   _send_steps(sequence, step, action, sender_id, weekend_hold): every step of every sequence
+--     file, with the user whose mailbox sends it (the owner, or the user named by `from:`),
+--     and whether the owner's weekend holds its emails now (SPEC 11, `exclude_weekends`);
 --   _send_limits(sender_id, daily_limit, day_start, day_end): each user's daily limit and the
 --     UTC bounds of the user's local day containing the send's as_of.
--- Emails rank per sender: deferred oldest first, then due oldest first, ties (one occurrence
+-- Only actions whose occurrence has come (occurrence_at <= $as_of) are candidates: a send never
+-- acts early, even after a tick ran ahead. Emails a weekend holds are never within the limit
+-- and take no slot. Emails rank per sender: deferred oldest first, then due oldest first, ties (one occurrence
 -- decides many emails at one instant) by idempotency key ascending. The first
 -- (daily_limit - emails already sent or in flight that local day) are within the limit; an
 -- email counts for the local day [00:00, next 00:00) its finish (else claim) time falls in.
@@ -17,9 +20,10 @@ candidates as (
         a.status,
         a.occurrence_at,
         s.sender_id,
+        (a.action = 'email' and coalesce(s.weekend_hold, false)) as weekend_hold,
     from actions as a
     left join _send_steps as s on s.sequence = a.sequence and s.step = a.step
-    where a.status in ('due', 'deferred')
+    where a.status in ('due', 'deferred') and a.occurrence_at <= $as_of
 ),
 
 used as (
@@ -40,7 +44,7 @@ ranked as (
     select
         c.*,
         row_number() over (
-            partition by c.sender_id, c.action = 'email'
+            partition by c.sender_id, c.action = 'email', c.weekend_hold
             order by c.status = 'deferred' desc, c.occurrence_at, c.idempotency_key
         ) as sender_rank,
     from candidates as c
@@ -53,7 +57,8 @@ final as (
         r.status,
         r.occurrence_at,
         r.sender_id,
-        (
+        r.weekend_hold,
+        not r.weekend_hold and (
             r.action <> 'email'
             or l.sender_id is null
             or r.sender_rank <= l.daily_limit - coalesce(u.sent_today, 0)
