@@ -32,6 +32,7 @@ from pipelines.errors import (
     SequencerError,
     UsageError,
 )
+from pipelines.instants import parse_instant
 from pipelines.project import Project
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_BUSY, EXIT_DENIED, EXIT_INTERNAL = 0, 1, 2, 3, 4, 5
@@ -433,6 +434,8 @@ def dispatch(args: argparse.Namespace) -> int:
     """Run the command; every error a user can cause becomes one line and an exit code."""
     handler = COMMANDS[args.command][0]
     try:
+        if getattr(args, "as_of", None):
+            parse_instant(args.as_of)  # a malformed --as-of is bad usage, whatever the verb
         return handler(project(args), args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -300,11 +300,11 @@ class Project:
     ) -> list[IngestResult]:
         """Load files (default: every file of ``imports/``); accounts, contacts, activities.
         Each file is its own unit: one that cannot be read comes back with ``error`` set."""
+        self._require_admin(self.workspace(), INGEST_REFUSED)
         if paths is None:
             paths = sorted(p for p in (self.root / "imports").glob("*") if p.is_file())
         if not paths:
             raise SequencerError("no files to ingest (give FILES or drop them into imports/)")
-        self._require_admin(self.workspace(), INGEST_REFUSED)
         with self.connection() as con:
             return ingest_files(con, paths, tag=tag)
 

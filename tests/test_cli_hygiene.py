@@ -91,7 +91,7 @@ def test_every_command_with_bad_input_exits_with_a_reason_and_no_traceback(ws, c
             wrong.append((argv[0], argv[-2:], code, err.strip()[:160]))
         if expected:
             assert_one_line_reason(err, argv)
-    assert wrong == []
+    assert wrong == [], "\n".join(map(str, wrong))
 
 
 @pytest.mark.parametrize(
