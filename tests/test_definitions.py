@@ -421,3 +421,29 @@ def test_send_secrets_check_names_each_missing_secret(tmp_path, checks, monkeypa
     text = json.dumps(result.metadata["secrets"].value)
     for name in ENV:
         assert f"environment variable {name} is not set" in text
+
+
+def test_a_rejected_import_file_is_reported_and_the_others_load(tmp_path, monkeypatch):
+    project = write_workspace(tmp_path / "ws", {})
+    (project / "imports").mkdir()
+    (project / "imports" / "contacts.csv").write_text(CONTACTS)
+    (project / "imports" / "contacts_latin1.csv").write_bytes(
+        "contact_id,email,first_name\nc9,z@x.example,Jürgen\n".encode("latin-1")
+    )
+    database = tmp_path / "db" / "sequencer.duckdb"
+    monkeypatch.setenv("SEQUENCER_PROJECT", str(project))
+    monkeypatch.setenv("SEQUENCER_DB", str(database))
+    result = (
+        load_defs()
+        .resolve_job_def("ingest_job")
+        .execute_in_process(instance=dg.DagsterInstance.ephemeral())
+    )
+    assert result.success  # one odd file does not stop the scheduled run
+    (contacts,) = result.asset_materializations_for_node("contacts")
+    rejected = contacts.metadata["rejected_files"].value
+    assert list(map(lambda f: Path(f).name, rejected)) == ["contacts_latin1.csv"]
+    assert "UTF-8" in next(iter(rejected.values()))
+    con = duckdb.connect(str(database), read_only=True)
+    expected = len(CONTACTS.strip().splitlines()) - 1
+    assert con.execute("select count(*) from contacts").fetchone()[0] == expected
+    con.close()

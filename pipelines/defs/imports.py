@@ -36,8 +36,13 @@ def ingest_entity(context, sequencer: SequencerResource, entity: str, tag: str):
             f"{r.file}: {r.loaded} loaded, {r.updated} updated, "
             f"{r.quarantined} quarantined{' (already ingested)' if r.skipped else ''}"
         )
+        for note in r.notes:
+            context.log.warning(f"{r.file}: {note}")
+        if r.error:  # the other files loaded: the run goes on, the operator is told
+            context.log.error(f"{r.file}: rejected, nothing of it loaded: {r.error}")
     return dg.MaterializeResult(
         metadata={
+            "rejected_files": dg.MetadataValue.json({r.file: r.error for r in results if r.error}),
             "files": len(results),
             "new_files": sum(not r.skipped for r in results),
             "loaded": sum(r.loaded for r in results),
