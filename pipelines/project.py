@@ -168,10 +168,13 @@ class Project:
             no_contacts = con.execute("select count(*) from contacts").fetchone()[0] == 0
         return Validation(
             compiled=[compilation.sequences[n] for n in sorted(names & set(compilation.sequences))],
+            # a file that did not load has no owner to scope by: everyone sees it
             problems=[
                 e
                 for e in compilation.errors
-                if e.location.sequence is None or e.location.sequence in names
+                if e.location.sequence is None
+                or e.location.sequence in names
+                or e.location.sequence not in ws.sequences
             ],
             no_contacts=no_contacts,
         )

@@ -27,6 +27,7 @@ class Workspace:
     sequences: dict[str, Sequence] = field(default_factory=dict)
     sources: dict[str, Path] = field(default_factory=dict)
     views: dict[str, str] = field(default_factory=dict)
+    broken_views: dict[str, str] = field(default_factory=dict)
     problems: list[SequencerError] = field(default_factory=list)
 
     @property
@@ -47,9 +48,25 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def _read_yaml(path: Path, root: Path) -> Any:
+def read_text(path: Path, root: Path) -> str:
+    """A workspace file as text; one that is not UTF-8 is a :class:`ConfigError` naming it."""
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"not UTF-8 text (byte {exc.start}): save the file as UTF-8",
+            Location(file=_rel(path, root)),
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot be read: {exc.strerror}", Location(file=_rel(path, root))
+        ) from exc
+
+
+def _read_yaml(path: Path, root: Path) -> Any:
+    text = read_text(path, root)
+    try:
+        return yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML: {exc}", Location(file=_rel(path, root))) from exc
 
@@ -103,15 +120,22 @@ def load_sequence(path: Path, root: Path) -> Sequence:
         raise ErrorList(_model_errors(exc, location, raw)) from exc
 
 
-def load_views(root: Path) -> dict[str, str]:
-    """Saved views: ``sequences/views/NAME.sql`` holds one SQL boolean expression."""
+def load_views(root: Path, problems: list[SequencerError] | None = None) -> dict[str, str]:
+    """Saved views: ``sequences/views/NAME.sql`` holds one SQL boolean expression.
+
+    A view file that cannot be read is left out and its error appended to ``problems``."""
     views_dir = root / "sequences" / "views"
     if not views_dir.is_dir():
         return {}
-    return {
-        p.stem: p.read_text(encoding="utf-8").strip().rstrip(";").strip()
-        for p in sorted(views_dir.glob("*.sql"))
-    }
+    views = {}
+    for p in sorted(views_dir.glob("*.sql")):
+        try:
+            views[p.stem] = read_text(p, root).strip().rstrip(";").strip()
+        except ConfigError as exc:
+            if problems is None:
+                raise
+            problems.append(exc)
+    return views
 
 
 def load_workspace(root: Path | str, *, strict: bool = True) -> Workspace:
@@ -124,7 +148,10 @@ def load_workspace(root: Path | str, *, strict: bool = True) -> Workspace:
     root = Path(root).resolve()
     problems: list[SequencerError] = []
     users = load_users(root)
-    ws = Workspace(root=root, users=users, views=load_views(root))
+    view_problems: list[SequencerError] = []
+    ws = Workspace(root=root, users=users, views=load_views(root, view_problems))
+    ws.broken_views = {Path(e.location.file or "").stem: e.message for e in view_problems}
+    problems.extend(view_problems)
     for path in sorted((root / "sequences").glob("*.y*ml")):
         try:
             seq = load_sequence(path, root)
