@@ -70,3 +70,18 @@ def test_a_run_loads_the_other_sequences_when_files_do_not_decode(tmp_path):
     assert sorted(compilation.sequences) == ["good"]
     files = {e.location.file for e in compilation.errors}
     assert {"sequences/latin.yaml", "sequences/views/v.sql"} <= files
+
+
+def test_a_reply_step_needs_no_subject_of_its_own(tmp_path, capsys):
+    """SPEC 4: a ``thread: reply`` email step's subject is "Re: " + that thread's."""
+    reply = (
+        GOOD + "      - {id: bump, day: 3, action: email, template: intro.md.j2, thread: reply}\n"
+    )
+    write_workspace(tmp_path, {"good": reply})
+    assert main(["validate", "--project", str(tmp_path)]) == 0, capsys.readouterr().err
+
+
+def test_a_new_thread_email_step_still_needs_a_subject(tmp_path, capsys):
+    write_workspace(tmp_path, {"good": GOOD.replace(', subject: "Hi"', "")})
+    assert main(["validate", "--project", str(tmp_path)]) == 1
+    assert "needs a subject" in capsys.readouterr().err
