@@ -40,6 +40,17 @@ class Workspace:
         return str(path.relative_to(self.root)) if path else name
 
 
+def confined(base: Path, name: str) -> Path | None:
+    """``base / name`` resolved (symlinks followed), or None when it leaves ``base``.
+
+    >>> confined(Path("/ws/t"), "../x") is None, confined(Path("/ws/t"), "/etc/passwd") is None
+    (True, True)
+    """
+    base = base.resolve()
+    path = (base / name).resolve()
+    return path if path.is_relative_to(base) and path != base else None
+
+
 def _field_path(loc: tuple[Any, ...]) -> str:
     """Pydantic's error location as a readable path: ``steps[1].when[0]``."""
     out = ""
@@ -130,6 +141,8 @@ def load_views(root: Path, problems: list[SequencerError] | None = None) -> dict
     views = {}
     for p in sorted(views_dir.glob("*.sql")):
         try:
+            if confined(views_dir, p.name) is None:
+                raise ConfigError("resolves outside sequences/views/", Location(file=_rel(p, root)))
             views[p.stem] = read_text(p, root).strip().rstrip(";").strip()
         except ConfigError as exc:
             if problems is None:

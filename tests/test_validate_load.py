@@ -85,3 +85,45 @@ def test_a_new_thread_email_step_still_needs_a_subject(tmp_path, capsys):
     write_workspace(tmp_path, {"good": GOOD.replace(', subject: "Hi"', "")})
     assert main(["validate", "--project", str(tmp_path)]) == 1
     assert "needs a subject" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["../../users.yaml", "/proc/self/environ", "/bin/ls", "link.j2"])
+def test_templates_resolve_only_inside_the_templates_folder(tmp_path, capsys, name):
+    write_workspace(tmp_path, {"good": GOOD.replace("intro.md.j2", name)})
+    outside = tmp_path / "secret.txt"
+    outside.write_text("SECRET", encoding="utf-8")
+    (tmp_path / "sequences" / "templates" / "link.j2").symlink_to(outside)
+    assert main(["validate", "--project", str(tmp_path)]) == 1
+    line = next(x for x in capsys.readouterr().err.splitlines() if x.startswith("error:"))
+    assert "outside sequences/templates" in line and "step 'intro'" in line
+
+
+def test_render_refuses_a_template_symlinked_outside(tmp_path):
+    from pipelines.channels.render import Renderer, RenderError
+
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (tmp_path / "secret.txt").write_text("SECRET", encoding="utf-8")
+    (templates / "link.md.j2").symlink_to(tmp_path / "secret.txt")
+    with pytest.raises(RenderError, match="outside"):
+        Renderer(templates).render_file("link.md.j2", {})
+
+
+def test_validate_reports_a_template_that_is_not_utf8(tmp_path, capsys):
+    write_workspace(tmp_path, {"good": GOOD})
+    (tmp_path / "sequences" / "templates" / "intro.md.j2").write_bytes(b"\xff\xfe hi")
+    assert main(["validate", "--project", str(tmp_path)]) == 1
+    assert "UTF-8" in capsys.readouterr().err
+
+
+def test_a_view_symlinked_outside_the_views_folder_is_refused(tmp_path, capsys):
+    uses = GOOD.replace("name: good", "name: uses").replace(
+        "audience: {", "audience: {views: [v], "
+    )
+    write_workspace(tmp_path, {"good": GOOD, "uses": uses})
+    (tmp_path / "outside.sql").write_text("true", encoding="utf-8")
+    (tmp_path / "sequences" / "views" / "v.sql").symlink_to(tmp_path / "outside.sql")
+    assert main(["validate", "--project", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert "ok  good" in captured.out and "ok  uses" not in captured.out
+    assert "outside sequences/views" in captured.err

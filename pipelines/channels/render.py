@@ -109,6 +109,21 @@ def _guard_filter(name: str, func: Any) -> Any:
     return guarded
 
 
+class ConfinedLoader(FileSystemLoader):
+    """A loader that reads only files whose resolved path (symlinks followed) stays inside
+    its folder: ``../x``, absolute names and links that leave it are refused, never read."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(str(folder))
+        self.folder = Path(folder).resolve()
+
+    def get_source(self, environment: Any, template: str) -> Any:
+        path = (self.folder / template).resolve()
+        if not path.is_relative_to(self.folder):
+            raise SecurityError(f"template {template!r} resolves outside the templates folder")
+        return super().get_source(environment, template)
+
+
 class SequencerSandbox(ImmutableSandboxedEnvironment):
     """The sandbox with loop, size and argument caps (see the module docstring)."""
 
@@ -181,11 +196,9 @@ class Renderer:
     def __init__(self, templates_dir: Path) -> None:
         self.templates_dir = Path(templates_dir)
         self.text_env = SequencerSandbox(
-            loader=FileSystemLoader(str(self.templates_dir)), autoescape=False
+            loader=ConfinedLoader(self.templates_dir), autoescape=False
         )
-        self.html_env = SequencerSandbox(
-            loader=FileSystemLoader(str(self.templates_dir)), autoescape=True
-        )
+        self.html_env = SequencerSandbox(loader=ConfinedLoader(self.templates_dir), autoescape=True)
         self._strings: dict[str, Any] = {}
 
     def render_string(self, source: str, context: dict[str, Any]) -> str:
@@ -214,6 +227,10 @@ class Renderer:
     def _guard(self, load: Any, name: str) -> Any:
         try:
             return load()
+        except SecurityError as exc:
+            raise UnsafeTemplate(f"template {name}: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise RenderError(f"template {name}: not UTF-8 text (byte {exc.start})") from exc
         except TemplateError as exc:
             raise RenderError(f"template {name}: {type(exc).__name__}: {exc}") from exc
 
