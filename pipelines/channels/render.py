@@ -6,6 +6,9 @@ so both sides are untrusted. The environment is Jinja's ``ImmutableSandboxedEnvi
 
 - a loop budget: every ``{% for %}`` iterates through a counter shared by the whole render,
   so nested loops cannot multiply into billions of iterations; ``range`` is capped too;
+- every string or list built inside the template (``~``, ``+``, ``*``, filters such as
+  ``join`` and ``format``, calls such as ``str.format``) is capped at :data:`MAX_OUTPUT`, so
+  ``{% set s = s ~ s %}`` repeated stops at twice the cap instead of building a gigabyte;
 - ``*``, ``**`` and ``%`` are intercepted so ``'x' * 10**9`` or ``10**10**10`` fail fast;
 - every call and filter refuses integer arguments above :data:`MAX_INT_ARG`
   (``'x'|center(10**9)``, ``'{:>999999999}'.format(1)`` style width tricks);
@@ -31,6 +34,7 @@ from typing import Any
 
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.visitor import NodeTransformer
 
 from pipelines.errors import SequencerError
 
@@ -97,6 +101,14 @@ def _check_format(spec: Any) -> None:
         raise SecurityError("format width too large")
 
 
+def _capped(value: Any) -> Any:
+    """A string (or list) built inside a template may not exceed :data:`MAX_OUTPUT`: checked
+    after each ``~``, ``+``, filter and call, so doubling stops at twice the cap."""
+    if isinstance(value, str | list | tuple) and len(value) > MAX_OUTPUT:
+        raise SecurityError(f"a string or list inside the template exceeds {MAX_OUTPUT}")
+    return value
+
+
 def _guard_filter(name: str, func: Any) -> Any:
     @functools.wraps(func)  # keeps jinja's pass_context / pass_eval_context marker
     def guarded(*args: Any, **kwargs: Any) -> Any:
@@ -104,7 +116,7 @@ def _guard_filter(name: str, func: Any) -> Any:
         _check_args(kwargs.values())
         if name == "format" and args:
             _check_format(args[0])
-        return func(*args, **kwargs)
+        return _capped(func(*args, **kwargs))
 
     return guarded
 
@@ -127,19 +139,20 @@ class ConfinedLoader(FileSystemLoader):
 class SequencerSandbox(ImmutableSandboxedEnvironment):
     """The sandbox with loop, size and argument caps (see the module docstring)."""
 
-    intercepted_binops = frozenset({"*", "**", "%"})
+    intercepted_binops = frozenset({"*", "**", "%", "+"})
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(undefined=StrictUndefined, **kwargs)
         self.globals["range"] = _safe_range
         self.filters = {name: _guard_filter(name, f) for name, f in self.filters.items()}
         self.filters["_loop_budget"] = _loop_budget
+        self.filters["_capped"] = _capped
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
         tree = super()._parse(source, name, filename)
         for loop in tree.find_all(nodes.For):
             loop.iter = nodes.Filter(loop.iter, "_loop_budget", [], [], None, None)
-        return tree
+        return _cap_concats(tree)
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "**" and isinstance(right, int) and abs(right) > 64:
@@ -151,14 +164,25 @@ class SequencerSandbox(ImmutableSandboxedEnvironment):
                         raise SecurityError(f"repetition result exceeds {MAX_OUTPUT}")
         if operator == "%":
             _check_format(left)
-        return super().call_binop(context, operator, left, right)
+        return _capped(super().call_binop(context, operator, left, right))
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
         _check_args(args)
         _check_args(kwargs.values())
         # str.format / format_map arrive wrapped by the sandbox; the string is the format
         _check_format(getattr(getattr(__obj, "__wrapped__", __obj), "__self__", None))
-        return super().call(__context, __obj, *args, **kwargs)
+        return _capped(super().call(__context, __obj, *args, **kwargs))
+
+
+class _ConcatCapper(NodeTransformer):
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:  # noqa: N802 (jinja's visitor)
+        self.generic_visit(node)
+        return nodes.Filter(node, "_capped", [], [], None, None)
+
+
+def _cap_concats(tree: nodes.Template) -> nodes.Template:
+    """Every ``a ~ b`` result goes through the ``_capped`` filter."""
+    return _ConcatCapper().visit(tree)
 
 
 def plain(value: Any) -> Any:
