@@ -27,6 +27,7 @@ from sqlglot.schema import MappingSchema
 from sqlglot.tokens import TokenType
 
 from pipelines.compile.allowlist import check_allowed, reject
+from pipelines.compile.binding import check_binds
 from pipelines.errors import ConditionError, Location
 
 Scope = Literal["audience", "step", "exit"]
@@ -161,11 +162,13 @@ def compile_condition(
         tree, columns = _resolve_columns(tree, tables, schema.ambiguous, where)
         tree, uses_now = _rewrite_now(_make_total(tree))
         _require_boolean(tree, tables, where)
+        sql = tree.sql(dialect="duckdb", comments=False)
+        check_binds(sql, tables, columns, where)
     except RecursionError as exc:
         raise ConditionError("the condition is nested too deeply", where) from exc
     return CompiledCondition(
         source=text,
-        sql=tree.sql(dialect="duckdb", comments=False),
+        sql=sql,
         columns=frozenset(columns),
         uses_now=uses_now,
     )
