@@ -7,6 +7,7 @@ every SQL condition through the compiler.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -188,3 +189,33 @@ def load_workspace(root: Path | str, *, strict: bool = True) -> Workspace:
         raise ErrorList(problems)
     ws.problems = problems
     return ws
+
+
+def missing_secrets(ws: Workspace, environ: Mapping[str, str]) -> list[SequencerError]:
+    """The environment variables the sequences need that are not set in ``environ``: the
+    tracking secret (an email step tracks or carries an unsubscribe link), the mailbox
+    password of each user who sends email steps (when the mailbox has a username), the SMS
+    gateway token (any sms step). One error per variable and sequence."""
+    errors: list[SequencerError] = []
+    users = ws.users
+    for name, seq in sorted(ws.sequences.items()):
+        needed: dict[str, str] = {}
+        for step in seq.steps:
+            if step.action == "email":
+                if (
+                    users.tracking
+                    and users.tracking.secret_env
+                    and (step.track_opens or step.track_clicks or step.unsubscribe_link)
+                ):
+                    needed[users.tracking.secret_env] = "tracking.secret_env"
+                sender = users.user(seq.owner if step.from_ == "owner" else step.from_)
+                box = sender.mailbox if sender else None
+                if box and box.username and box.password_env:
+                    needed[box.password_env] = f"user {sender.id!r} mailbox password_env"
+            if step.action == "sms" and users.sms_gateway and users.sms_gateway.token_env:
+                needed[users.sms_gateway.token_env] = "sms_gateway.token_env"
+        for var, what in needed.items():
+            if not environ.get(var):
+                at = Location(file=ws.source(name), sequence=name)
+                errors.append(ConfigError(f"environment variable {var} ({what}) is not set", at))
+    return errors
