@@ -151,7 +151,8 @@ class Step(Strict):
     def _check_content(self) -> Step:
         if self.action == "email" and not self.template:
             raise ValueError(f"step {self.id!r}: an email step needs a template")
-        if self.action == "email" and not self.subject:
+        # SPEC 4: a reply's subject is "Re: " + its thread's, so it needs none of its own
+        if self.action == "email" and not self.subject and self.thread != "reply":
             raise ValueError(f"step {self.id!r}: an email step needs a subject")
         if self.action == "sms" and not (self.template or self.body):
             raise ValueError(f"step {self.id!r}: an sms step needs a template or a body")

@@ -22,6 +22,7 @@ opens a fresh one (after closing it) for anything that reads files, such as an i
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -55,7 +56,7 @@ from pipelines.tick import enrollment
 from pipelines.tick.preview import AudiencePreview, preview_audience
 from pipelines.tick.properties import materialize_contact_state
 from pipelines.tick.run import RunReport, preview_occurrence, run_tick
-from pipelines.workspace import Workspace, load_workspace
+from pipelines.workspace import Workspace, load_workspace, missing_secrets
 
 RUN_REFUSED = "run ticks every sequence: it is for the operator or an admin"
 INGEST_REFUSED = "ingest writes every user's contacts: it is for the operator or an admin"
@@ -182,13 +183,17 @@ class Project:
         names = {s.name for s in visible_sequences(ws, self.actor(ws))}
         with self.connection() as con:
             compilation = self.compile(con, ws)
+            compilation.errors.extend(missing_secrets(ws, os.environ))
             no_contacts = con.execute("select count(*) from contacts").fetchone()[0] == 0
         return Validation(
             compiled=[compilation.sequences[n] for n in sorted(names & set(compilation.sequences))],
+            # a file that did not load has no owner to scope by: everyone sees it
             problems=[
                 e
                 for e in compilation.errors
-                if e.location.sequence is None or e.location.sequence in names
+                if e.location.sequence is None
+                or e.location.sequence in names
+                or e.location.sequence not in ws.sequences
             ],
             no_contacts=no_contacts,
         )

@@ -7,6 +7,7 @@ every SQL condition through the compiler.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ class Workspace:
     sequences: dict[str, Sequence] = field(default_factory=dict)
     sources: dict[str, Path] = field(default_factory=dict)
     views: dict[str, str] = field(default_factory=dict)
+    broken_views: dict[str, str] = field(default_factory=dict)
     problems: list[SequencerError] = field(default_factory=list)
 
     @property
@@ -39,6 +41,17 @@ class Workspace:
         return str(path.relative_to(self.root)) if path else name
 
 
+def confined(base: Path, name: str) -> Path | None:
+    """``base / name`` resolved (symlinks followed), or None when it leaves ``base``.
+
+    >>> confined(Path("/ws/t"), "../x") is None, confined(Path("/ws/t"), "/etc/passwd") is None
+    (True, True)
+    """
+    base = base.resolve()
+    path = (base / name).resolve()
+    return path if path.is_relative_to(base) and path != base else None
+
+
 def _field_path(loc: tuple[Any, ...]) -> str:
     """Pydantic's error location as a readable path: ``steps[1].when[0]``."""
     out = ""
@@ -47,9 +60,25 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def _read_yaml(path: Path, root: Path) -> Any:
+def read_text(path: Path, root: Path) -> str:
+    """A workspace file as text; one that is not UTF-8 is a :class:`ConfigError` naming it."""
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"not UTF-8 text (byte {exc.start}): save the file as UTF-8",
+            Location(file=_rel(path, root)),
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot be read: {exc.strerror}", Location(file=_rel(path, root))
+        ) from exc
+
+
+def _read_yaml(path: Path, root: Path) -> Any:
+    text = read_text(path, root)
+    try:
+        return yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML: {exc}", Location(file=_rel(path, root))) from exc
 
@@ -103,15 +132,24 @@ def load_sequence(path: Path, root: Path) -> Sequence:
         raise ErrorList(_model_errors(exc, location, raw)) from exc
 
 
-def load_views(root: Path) -> dict[str, str]:
-    """Saved views: ``sequences/views/NAME.sql`` holds one SQL boolean expression."""
+def load_views(root: Path, problems: list[SequencerError] | None = None) -> dict[str, str]:
+    """Saved views: ``sequences/views/NAME.sql`` holds one SQL boolean expression.
+
+    A view file that cannot be read is left out and its error appended to ``problems``."""
     views_dir = root / "sequences" / "views"
     if not views_dir.is_dir():
         return {}
-    return {
-        p.stem: p.read_text(encoding="utf-8").strip().rstrip(";").strip()
-        for p in sorted(views_dir.glob("*.sql"))
-    }
+    views = {}
+    for p in sorted(views_dir.glob("*.sql")):
+        try:
+            if confined(views_dir, p.name) is None:
+                raise ConfigError("resolves outside sequences/views/", Location(file=_rel(p, root)))
+            views[p.stem] = read_text(p, root).strip().rstrip(";").strip()
+        except ConfigError as exc:
+            if problems is None:
+                raise
+            problems.append(exc)
+    return views
 
 
 def load_workspace(root: Path | str, *, strict: bool = True) -> Workspace:
@@ -124,7 +162,10 @@ def load_workspace(root: Path | str, *, strict: bool = True) -> Workspace:
     root = Path(root).resolve()
     problems: list[SequencerError] = []
     users = load_users(root)
-    ws = Workspace(root=root, users=users, views=load_views(root))
+    view_problems: list[SequencerError] = []
+    ws = Workspace(root=root, users=users, views=load_views(root, view_problems))
+    ws.broken_views = {Path(e.location.file or "").stem: e.message for e in view_problems}
+    problems.extend(view_problems)
     for path in sorted((root / "sequences").glob("*.y*ml")):
         try:
             seq = load_sequence(path, root)
@@ -148,3 +189,33 @@ def load_workspace(root: Path | str, *, strict: bool = True) -> Workspace:
         raise ErrorList(problems)
     ws.problems = problems
     return ws
+
+
+def missing_secrets(ws: Workspace, environ: Mapping[str, str]) -> list[SequencerError]:
+    """The environment variables the sequences need that are not set in ``environ``: the
+    tracking secret (an email step tracks or carries an unsubscribe link), the mailbox
+    password of each user who sends email steps (when the mailbox has a username), the SMS
+    gateway token (any sms step). One error per variable and sequence."""
+    errors: list[SequencerError] = []
+    users = ws.users
+    for name, seq in sorted(ws.sequences.items()):
+        needed: dict[str, str] = {}
+        for step in seq.steps:
+            if step.action == "email":
+                if (
+                    users.tracking
+                    and users.tracking.secret_env
+                    and (step.track_opens or step.track_clicks or step.unsubscribe_link)
+                ):
+                    needed[users.tracking.secret_env] = "tracking.secret_env"
+                sender = users.user(seq.owner if step.from_ == "owner" else step.from_)
+                box = sender.mailbox if sender else None
+                if box and box.username and box.password_env:
+                    needed[box.password_env] = f"user {sender.id!r} mailbox password_env"
+            if step.action == "sms" and users.sms_gateway and users.sms_gateway.token_env:
+                needed[users.sms_gateway.token_env] = "sms_gateway.token_env"
+        for var, what in needed.items():
+            if not environ.get(var):
+                at = Location(file=ws.source(name), sequence=name)
+                errors.append(ConfigError(f"environment variable {var} ({what}) is not set", at))
+    return errors

@@ -78,6 +78,7 @@ def test_installed_wheel_ingests_validates_and_runs_the_demo_workspace(tmp_path)
     (work / "imports" / "accounts.csv").write_text(ACCOUNTS)
     (work / "imports" / "contacts.csv").write_text(CONTACTS)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SEQUENCER_USER")}
+    env["TRACKING_SECRET"] = "wheel-test-secret"  # validate checks the secrets it needs
 
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(

@@ -6,16 +6,13 @@ so both sides are untrusted. The environment is Jinja's ``ImmutableSandboxedEnvi
 
 - a loop budget: every ``{% for %}`` iterates through a counter shared by the whole render,
   so nested loops cannot multiply into billions of iterations; ``range`` is capped too;
-- ``*``, ``**``, ``%`` and ``+`` are intercepted so ``'x' * 10**9`` or ``10**10**10`` fail
-  fast, and no string or list built inside a template (``~``, ``+``, ``join``, ``format``,
-  any filter or call) may exceed :data:`MAX_OUTPUT`: a doubling ``{% set s = s ~ s %}``
-  stops at the cap instead of building a gigabyte;
+- every string or list built inside the template (``~``, ``+``, ``*``, filters such as
+  ``join`` and ``format``, calls such as ``str.format``) is capped at :data:`MAX_OUTPUT`, so
+  ``{% set s = s ~ s %}`` repeated stops at twice the cap instead of building a gigabyte;
+- ``*``, ``**`` and ``%`` are intercepted so ``'x' * 10**9`` or ``10**10**10`` fail fast;
 - every call and filter refuses integer arguments above :data:`MAX_INT_ARG`
   (``'x'|center(10**9)``, ``'{:>999999999}'.format(1)`` style width tricks);
-- the output is capped at :data:`MAX_OUTPUT` characters;
-- template files resolve only inside the templates folder: a symlink that leaves it is
-  refused (Jinja's loader already refuses ``..`` and absolute names), as is a file that is not
-  UTF-8.
+- the output is capped at :data:`MAX_OUTPUT` characters.
 
 Templates see plain dicts only (``contact``, ``account``, ``owner``, ``sequence``, ``step``,
 ``links``); a field that is missing or NULL is undefined, and ``StrictUndefined`` turns its use
@@ -37,6 +34,7 @@ from typing import Any
 
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from jinja2.visitor import NodeTransformer
 
 from pipelines.errors import SequencerError
 
@@ -103,10 +101,11 @@ def _check_format(spec: Any) -> None:
         raise SecurityError("format width too large")
 
 
-def _check_size(value: Any) -> Any:
-    """``value`` unless it is a string or list longer than :data:`MAX_OUTPUT`."""
+def _capped(value: Any) -> Any:
+    """A string (or list) built inside a template may not exceed :data:`MAX_OUTPUT`: checked
+    after each ``~``, ``+``, filter and call, so doubling stops at twice the cap."""
     if isinstance(value, str | list | tuple) and len(value) > MAX_OUTPUT:
-        raise SecurityError(f"a value built in the template exceeds {MAX_OUTPUT} items")
+        raise SecurityError(f"a string or list inside the template exceeds {MAX_OUTPUT}")
     return value
 
 
@@ -117,27 +116,24 @@ def _guard_filter(name: str, func: Any) -> Any:
         _check_args(kwargs.values())
         if name == "format" and args:
             _check_format(args[0])
-        return _check_size(func(*args, **kwargs))
+        return _capped(func(*args, **kwargs))
 
     return guarded
 
 
 class ConfinedLoader(FileSystemLoader):
-    """A file loader that refuses files outside its folder once symlinks are followed, and
-    files that are not UTF-8 (a clear error instead of a decode traceback)."""
+    """A loader that reads only files whose resolved path (symlinks followed) stays inside
+    its folder: ``../x``, absolute names and links that leave it are refused, never read."""
 
     def __init__(self, folder: Path) -> None:
         super().__init__(str(folder))
         self.folder = Path(folder).resolve()
 
-    def get_source(self, environment: Any, template: str) -> tuple[str, str, Any]:
-        try:
-            source, filename, uptodate = super().get_source(environment, template)
-        except UnicodeDecodeError as exc:
-            raise TemplateError(f"{template} is not UTF-8 text ({exc.reason})") from None
-        if not Path(filename).resolve().is_relative_to(self.folder):
-            raise TemplateError(f"{template} resolves outside the templates folder")
-        return source, filename, uptodate
+    def get_source(self, environment: Any, template: str) -> Any:
+        path = (self.folder / template).resolve()
+        if not path.is_relative_to(self.folder):
+            raise SecurityError(f"template {template!r} resolves outside the templates folder")
+        return super().get_source(environment, template)
 
 
 class SequencerSandbox(ImmutableSandboxedEnvironment):
@@ -150,19 +146,13 @@ class SequencerSandbox(ImmutableSandboxedEnvironment):
         self.globals["range"] = _safe_range
         self.filters = {name: _guard_filter(name, f) for name, f in self.filters.items()}
         self.filters["_loop_budget"] = _loop_budget
-        self.filters["_size_cap"] = _check_size
+        self.filters["_capped"] = _capped
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
         tree = super()._parse(source, name, filename)
         for loop in tree.find_all(nodes.For):
             loop.iter = nodes.Filter(loop.iter, "_loop_budget", [], [], None, None)
-        for parent in list(tree.find_all(nodes.Node)):  # every `a ~ b ~ …` is size-checked
-            for field, value in parent.iter_fields():
-                if isinstance(value, nodes.Concat):
-                    setattr(parent, field, _capped(value))
-                elif isinstance(value, list):
-                    value[:] = [_capped(v) if isinstance(v, nodes.Concat) else v for v in value]
-        return tree
+        return _cap_concats(tree)
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "**" and isinstance(right, int) and abs(right) > 64:
@@ -174,18 +164,25 @@ class SequencerSandbox(ImmutableSandboxedEnvironment):
                         raise SecurityError(f"repetition result exceeds {MAX_OUTPUT}")
         if operator == "%":
             _check_format(left)
-        return _check_size(super().call_binop(context, operator, left, right))
+        return _capped(super().call_binop(context, operator, left, right))
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
         _check_args(args)
         _check_args(kwargs.values())
         # str.format / format_map arrive wrapped by the sandbox; the string is the format
         _check_format(getattr(getattr(__obj, "__wrapped__", __obj), "__self__", None))
-        return _check_size(super().call(__context, __obj, *args, **kwargs))
+        return _capped(super().call(__context, __obj, *args, **kwargs))
 
 
-def _capped(concat: nodes.Concat) -> nodes.Filter:
-    return nodes.Filter(concat, "_size_cap", [], [], None, None)
+class _ConcatCapper(NodeTransformer):
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:  # noqa: N802 (jinja's visitor)
+        self.generic_visit(node)
+        return nodes.Filter(node, "_capped", [], [], None, None)
+
+
+def _cap_concats(tree: nodes.Template) -> nodes.Template:
+    """Every ``a ~ b`` result goes through the ``_capped`` filter."""
+    return _ConcatCapper().visit(tree)
 
 
 def plain(value: Any) -> Any:
@@ -254,6 +251,10 @@ class Renderer:
     def _guard(self, load: Any, name: str) -> Any:
         try:
             return load()
+        except SecurityError as exc:
+            raise UnsafeTemplate(f"template {name}: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise RenderError(f"template {name}: not UTF-8 text (byte {exc.start})") from exc
         except TemplateError as exc:
             raise RenderError(f"template {name}: {type(exc).__name__}: {exc}") from exc
 

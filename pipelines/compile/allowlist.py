@@ -68,6 +68,21 @@ ALLOWED_FUNCTIONS: frozenset[str] = frozenset(
 )
 
 
+MAX_PAD_WIDTH = 1_000  # lpad/rpad build a string of this width per row: a filter needs few
+
+
+def _check_pad(node: exp.Pad, where: Location) -> None:
+    """lpad/rpad widths are integer literals of at most :data:`MAX_PAD_WIDTH`: a width of 2e9
+    (or one read from data) would build gigabytes per row."""
+    width = node.expression
+    if not (isinstance(width, exp.Literal) and width.is_int):
+        raise reject("the width of lpad/rpad must be a whole number", node, where)
+    if int(width.name) > MAX_PAD_WIDTH:
+        raise reject(
+            f"the width of lpad/rpad is {width.name}: at most {MAX_PAD_WIDTH}", node, where
+        )
+
+
 def _position(node: exp.Expr) -> int | None:
     """Where the node starts, when its token carried a position (a column: its first part)."""
     if isinstance(node, exp.Column):
@@ -98,6 +113,8 @@ def check_allowed(tree: exp.Expr, where: Location) -> None:
             raise reject("subqueries are not allowed", node, where)
         if kind is exp.In and (node.args.get("unnest") or not node.expressions):
             raise reject("IN takes a non-empty list of values only", node, where)
+        if kind is exp.Pad:
+            _check_pad(node, where)
         if kind is exp.Var and node.name.lower() not in DATE_PARTS:
             raise reject(f"unknown date part {node.name!r}", node, where)
         if kind not in ALLOWED_NODES:

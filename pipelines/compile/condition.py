@@ -14,6 +14,7 @@ that the tick and the preview provide in their FROM clause.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass
 from typing import Literal
 
@@ -27,6 +28,7 @@ from sqlglot.schema import MappingSchema
 from sqlglot.tokens import TokenType
 
 from pipelines.compile.allowlist import check_allowed, reject
+from pipelines.compile.binding import check_binds
 from pipelines.errors import ConditionError, Location
 
 Scope = Literal["audience", "step", "exit"]
@@ -161,11 +163,13 @@ def compile_condition(
         tree, columns = _resolve_columns(tree, tables, schema.ambiguous, where)
         tree, uses_now = _rewrite_now(_make_total(tree))
         _require_boolean(tree, tables, where)
+        sql = tree.sql(dialect="duckdb", comments=False)
+        check_binds(sql, tables, columns, where)
     except RecursionError as exc:
         raise ConditionError("the condition is nested too deeply", where) from exc
     return CompiledCondition(
         source=text,
-        sql=tree.sql(dialect="duckdb", comments=False),
+        sql=sql,
         columns=frozenset(columns),
         uses_now=uses_now,
     )
@@ -283,11 +287,26 @@ def _resolve_columns(
         if alias == "contact" and column.name.lower() in ambiguous:
             raise reject(f"column {column.name} is ambiguous", column, where)
         if name is None:
-            raise reject(f"unknown column {alias}.{column.name}", column, where)
+            hint = _did_you_mean(column, tables)
+            raise reject(f"unknown column {alias}.{column.name}{hint}", column, where)
         read.add((alias, name))
         return exp.column(name, table=alias, quoted=True)
 
     return tree.transform(qualify, copy=False), read
+
+
+def _did_you_mean(column: exp.Column, tables: dict) -> str:
+    """A hint: a string literal in double quotes, a missing ``enrollment.``, a close name."""
+    if column.this.quoted and not column.table:
+        return f" (did you mean the string '{column.name}'? strings take single quotes)"
+    known = [f"{alias}.{name}" for alias, cols in tables.items() for name in cols]
+    if not column.table:
+        exact = [k for k in known if k.split(".", 1)[1].lower() == column.name.lower()]
+        if exact:
+            return f" (did you mean {exact[0]}?)"
+    wanted = f"{column.table or next(iter(tables))}.{column.name}".lower()
+    close = difflib.get_close_matches(wanted, known, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def _unknown_table(alias: str, tables: dict) -> str:

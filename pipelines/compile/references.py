@@ -12,7 +12,7 @@ from jinja2 import TemplateSyntaxError
 from pipelines.channels.render import SequencerSandbox
 from pipelines.errors import ConfigError, Location, SequencerError
 from pipelines.models import Sequence
-from pipelines.workspace import Workspace
+from pipelines.workspace import Workspace, confined, read_text
 
 
 def check_references(ws: Workspace, seq: Sequence) -> list[SequencerError]:
@@ -52,11 +52,9 @@ def check_references(ws: Workspace, seq: Sequence) -> list[SequencerError]:
             f"steps[{i}].note": step.note,
         }
         if step.template:
-            path = ws.templates_dir / step.template
-            if not path.is_file():
-                errors.append(ConfigError(f"unknown template {step.template!r}", loc))
-            else:
-                sources[f"template {step.template}"] = path.read_text(encoding="utf-8")
+            text = _template_text(ws, step.template, loc, errors)
+            if text is not None:
+                sources[f"template {step.template}"] = text
         for name, text in sources.items():
             if text is None:
                 continue
@@ -69,3 +67,21 @@ def check_references(ws: Workspace, seq: Sequence) -> list[SequencerError]:
                     )
                 )
     return errors
+
+
+def _template_text(
+    ws: Workspace, name: str, loc: Location, errors: list[SequencerError]
+) -> str | None:
+    """The template's text, read only when it resolves inside ``sequences/templates/``."""
+    path = confined(ws.templates_dir, name)
+    if path is None:
+        errors.append(ConfigError(f"template {name!r} resolves outside sequences/templates/", loc))
+        return None
+    if not path.is_file():
+        errors.append(ConfigError(f"unknown template {name!r}", loc))
+        return None
+    try:
+        return read_text(path, ws.root)
+    except ConfigError as exc:
+        errors.append(ConfigError(f"template {name!r}: {exc.message}", loc))
+        return None

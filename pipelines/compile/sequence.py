@@ -142,6 +142,10 @@ def _compile_views(
     views: dict[str, CompiledCondition] = {}
     for name in seq.audience.views:
         where = Location(file=file, sequence=seq.name, field=f"audience.views[{name}]")
+        if name in ws.broken_views:
+            reason = ws.broken_views[name]
+            errors.append(ConfigError(f"saved view {name!r} cannot be loaded: {reason}", where))
+            continue
         if name not in ws.views:
             errors.append(ConfigError(f"unknown saved view {name!r}", where))
             continue
