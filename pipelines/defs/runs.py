@@ -94,7 +94,7 @@ duplicate_idempotency_keys = _output_check(
     "token) is set: a missing one would hold every email it signs.",
 )
 def send_secrets_set(sequencer: SequencerResource) -> dg.AssetCheckResult:
-    from pipelines.outbox.secrets import missing_secrets
+    from pipelines.workspace import missing_secrets
 
     missing = [str(e) for e in missing_secrets(sequencer.project.workspace(), os.environ)]
     return dg.AssetCheckResult(
