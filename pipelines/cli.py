@@ -25,6 +25,7 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.cli_args import build_parser
 from pipelines.errors import (
     DatabaseBusy,
     ErrorList,
@@ -36,10 +37,6 @@ from pipelines.instants import parse_instant
 from pipelines.project import Project
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_BUSY, EXIT_DENIED, EXIT_INTERNAL = 0, 1, 2, 3, 4, 5
-COMMON_EPILOG = (
-    "Acts as --user U or $SEQUENCER_USER; with neither, as the operator (full access, the "
-    "scheduler's case)."
-)
 
 
 def project(args: argparse.Namespace) -> Project:
@@ -270,142 +267,21 @@ def _print_outcomes(outcomes: dict[str, str], refused: frozenset[str]) -> int:
     return EXIT_OK
 
 
-# --- parser --------------------------------------------------------------------------------
+# --- commands by name ---------------------------------------------------------------------
 
-COMMANDS: dict[str, tuple[Callable[[Project, argparse.Namespace], int], str, str]] = {
-    "ingest": (
-        cmd_ingest,
-        "Load contact, account and activity files into the database; bad rows go to quarantine.",
-        "sequencer ingest --tag 'SDR march' imports/contacts_march.csv imports/activities.jsonl",
-    ),
-    "validate": (
-        cmd_validate,
-        "Check every sequence file: owners, permissions, templates, views and SQL conditions.",
-        "sequencer validate --project .",
-    ),
-    "sequences": (
-        cmd_sequences,
-        "List the sequences the acting user may see (all for admins and the operator).",
-        "sequencer sequences --user alice",
-    ),
-    "preview": (
-        cmd_preview,
-        "Show a sequence's audience, how many each condition keeps and a sample; writes nothing.",
-        "sequencer preview outbound-q1 --user alice",
-    ),
-    "run": (
-        cmd_run,
-        "One tick: process every occurrence due by --as-of (default now): exits, entries, steps.",
-        "sequencer run --as-of 2026-03-02T15:00:00Z",
-    ),
-    "enroll": (
-        cmd_enroll,
-        "Add contacts to a sequence by hand: they enter at its next occurrence (no audience).",
-        "sequencer enroll outbound-q1 C000123 C000456 --user alice",
-    ),
-    "unenroll": (
-        cmd_unenroll,
-        "Take contacts out of a sequence now (exit reason manual).",
-        "sequencer unenroll outbound-q1 C000123 --user alice",
-    ),
-    "send": (
-        cmd_send,
-        "Carry out every due action exactly once: emails, tasks, SMS; --review lists unknowns.",
-        "sequencer send --as-of 2026-03-02T15:00:00Z   |   sequencer send --requeue-held",
-    ),
-    "tasks": (
-        cmd_tasks,
-        "List a rep's open reminders and tasks, or mark one done.",
-        "sequencer tasks --user alice   |   sequencer tasks done TASK_ID --user alice"
-        "   |   sequencer tasks --owner alice --user olga",
-    ),
-    "metrics": (
-        cmd_metrics,
-        "Print per-sequence totals; --rebuild (operator/admin) rebuilds them and the snapshot.",
-        "sequencer metrics --sequence outbound-q1   |   sequencer metrics --rebuild",
-    ),
+COMMANDS: dict[str, Callable[[Project, argparse.Namespace], int]] = {
+    "ingest": cmd_ingest,
+    "validate": cmd_validate,
+    "sequences": cmd_sequences,
+    "preview": cmd_preview,
+    "run": cmd_run,
+    "enroll": cmd_enroll,
+    "unenroll": cmd_unenroll,
+    "send": cmd_send,
+    "tasks": cmd_tasks,
+    "metrics": cmd_metrics,
 }
-
-
-def count(text: str) -> int:
-    """An argparse type: a whole number ≥ 0 (``--sample``, ``--show``).
-
-    >>> count("3")
-    3
-    """
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is negative")
-    return value
-
-
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--project", default=".", help="workspace directory (default: .)")
-    common.add_argument("--db", help="DuckDB file (default: PROJECT/.sequencer/sequencer.duckdb)")
-    common.add_argument("--user", help="act as this user (default: $SEQUENCER_USER or operator)")
-    parser = argparse.ArgumentParser(
-        prog="sequencer",
-        description="Sequencer: sales sequences as files, run set-based on DuckDB.",
-        epilog=COMMON_EPILOG,
-    )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (_, summary, example) in COMMANDS.items():
-        p = sub.add_parser(
-            name,
-            parents=[common],
-            help=summary,
-            description=summary,
-            epilog=f"example: {example}\n\n{COMMON_EPILOG}",
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        add_arguments(name, p)
-    return parser
-
-
-def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
-    if name == "ingest":
-        p.add_argument("files", nargs="*", help="files to ingest (default: everything in imports/)")
-        p.add_argument("--tag", help="stamp import_name = TAG on every contact and account row")
-    elif name == "preview":
-        p.add_argument("sequence", help="the sequence name")
-        p.add_argument("--as-of", help="evaluate at this instant (ISO-8601; default: now)")
-        p.add_argument("--sample", type=count, default=10, help="sample size (default: 10)")
-    elif name == "send":
-        p.add_argument("--as-of", help="send as of this instant (ISO-8601; default: now)")
-        p.add_argument("--review", action="store_true", help="list actions in status unknown")
-        p.add_argument(
-            "--mark", nargs=2, metavar=("KEY", "OUTCOME"), help="settle an unknown: sent|retry"
-        )
-        p.add_argument(
-            "--requeue-held",
-            action="store_true",
-            help="put held actions back in the queue after a fix (admin/operator)",
-        )
-        p.add_argument("--sequence", help="with --requeue-held: only this sequence")
-        p.add_argument("--step", help="with --requeue-held: only this step id")
-    elif name == "run":
-        p.add_argument("--as-of", help="the tick's instant (ISO-8601; default: now)")
-    elif name in ("enroll", "unenroll"):
-        p.add_argument("sequence", help="the sequence name")
-        p.add_argument("contact_ids", nargs="+", metavar="CONTACT_ID")
-        p.add_argument("--as-of", help="act at this instant (ISO-8601; default: now)")
-    elif name == "metrics":
-        p.add_argument("--sequence", help="only this sequence (default: all you may see)")
-        p.add_argument(
-            "--rebuild",
-            action="store_true",
-            help="rebuild the tables and republish the reader snapshot (operator or admin)",
-        )
-    elif name == "tasks":
-        p.add_argument("verb", nargs="?", choices=["done"], help="`done TASK_ID` marks it done")
-        p.add_argument("task_id", nargs="?", help="the task to mark done")
-        p.add_argument("--all", action="store_true", help="include done tasks")
-        p.add_argument("--owner", help="list this user's queue (admins and the operator: any)")
-        p.add_argument("--as-of", help="with done: completed at this instant (default: now)")
+"""Each command's handler; its arguments and help are in :mod:`pipelines.cli_args`."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -432,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def dispatch(args: argparse.Namespace) -> int:
     """Run the command; every error a user can cause becomes one line and an exit code."""
-    handler = COMMANDS[args.command][0]
+    handler = COMMANDS[args.command]
     try:
         if getattr(args, "as_of", None):
             parse_instant(args.as_of)  # a malformed --as-of is bad usage, whatever the verb

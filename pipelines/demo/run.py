@@ -53,7 +53,6 @@ def play_days(project: Path, db_path: Path, days: int) -> None:
 
     ws = load_workspace(project)
     port = next(u.mailbox.port for u in ws.users.users if u.mailbox)
-    os.environ.setdefault("TRACKING_SECRET", "demo-tracking-secret")
     step(f"6. play {days} simulated days through Dagster (SMTP sink on 127.0.0.1:{port})")
     maildir = (project / ".sequencer" / "demo_mail").resolve()
     maildir.mkdir(parents=True, exist_ok=True)
@@ -103,6 +102,9 @@ def main() -> None:
     project = Path(args.project)
     db_path = Path(args.db)
     started = time.monotonic()
+    # the demo's users.yaml names TRACKING_SECRET; validate checks it is set (a real
+    # deployment sets it in the scheduler's environment)
+    os.environ.setdefault("TRACKING_SECRET", "demo-tracking-secret")
     common = ["--project", str(project), "--db", str(db_path)]
     if db_path.exists():
         db_path.unlink()  # a fresh demo every time

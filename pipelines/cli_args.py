@@ -1,0 +1,138 @@
+"""The ``sequencer`` command line's arguments and help (SPEC 8); the commands are in
+:mod:`pipelines.cli`. Every command takes ``--project``, ``--db`` and ``--user``."""
+
+from __future__ import annotations
+
+import argparse
+
+COMMON_EPILOG = (
+    "Acts as --user U or $SEQUENCER_USER; with neither, as the operator (full access, the "
+    "scheduler's case)."
+)
+
+
+HELP: dict[str, tuple[str, str]] = {
+    # command: (summary, example)
+    "ingest": (
+        "Load contact, account and activity files into the database; bad rows go to quarantine.",
+        "sequencer ingest --tag 'SDR march' imports/contacts_march.csv imports/activities.jsonl",
+    ),
+    "validate": (
+        "Check every sequence file: owners, permissions, templates, views and SQL conditions.",
+        "sequencer validate --project .",
+    ),
+    "sequences": (
+        "List the sequences the acting user may see (all for admins and the operator).",
+        "sequencer sequences --user alice",
+    ),
+    "preview": (
+        "Show a sequence's audience, how many each condition keeps and a sample; writes nothing.",
+        "sequencer preview outbound-q1 --user alice",
+    ),
+    "run": (
+        "One tick: process every occurrence due by --as-of (default now): exits, entries, steps.",
+        "sequencer run --as-of 2026-03-02T15:00:00Z",
+    ),
+    "enroll": (
+        "Add contacts to a sequence by hand: they enter at its next occurrence (no audience).",
+        "sequencer enroll outbound-q1 C000123 C000456 --user alice",
+    ),
+    "unenroll": (
+        "Take contacts out of a sequence now (exit reason manual).",
+        "sequencer unenroll outbound-q1 C000123 --user alice",
+    ),
+    "send": (
+        "Carry out every due action exactly once: emails, tasks, SMS; --review lists unknowns.",
+        "sequencer send --as-of 2026-03-02T15:00:00Z   |   sequencer send --requeue-held",
+    ),
+    "tasks": (
+        "List a rep's open reminders and tasks, or mark one done.",
+        "sequencer tasks --user alice   |   sequencer tasks done TASK_ID --user alice"
+        "   |   sequencer tasks --owner alice --user olga",
+    ),
+    "metrics": (
+        "Print per-sequence totals; --rebuild (operator/admin) rebuilds them and the snapshot.",
+        "sequencer metrics --sequence outbound-q1   |   sequencer metrics --rebuild",
+    ),
+}
+
+
+def count(text: str) -> int:
+    """An argparse type: a whole number ≥ 0 (``--sample``, ``--show``).
+
+    >>> count("3")
+    3
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--project", default=".", help="workspace directory (default: .)")
+    common.add_argument("--db", help="DuckDB file (default: PROJECT/.sequencer/sequencer.duckdb)")
+    common.add_argument("--user", help="act as this user (default: $SEQUENCER_USER or operator)")
+    parser = argparse.ArgumentParser(
+        prog="sequencer",
+        description="Sequencer: sales sequences as files, run set-based on DuckDB.",
+        epilog=COMMON_EPILOG,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (summary, example) in HELP.items():
+        p = sub.add_parser(
+            name,
+            parents=[common],
+            help=summary,
+            description=summary,
+            epilog=f"example: {example}\n\n{COMMON_EPILOG}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        add_arguments(name, p)
+    return parser
+
+
+def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
+    if name == "ingest":
+        p.add_argument("files", nargs="*", help="files to ingest (default: everything in imports/)")
+        p.add_argument("--tag", help="stamp import_name = TAG on every contact and account row")
+    elif name == "preview":
+        p.add_argument("sequence", help="the sequence name")
+        p.add_argument("--as-of", help="evaluate at this instant (ISO-8601; default: now)")
+        p.add_argument("--sample", type=count, default=10, help="sample size (default: 10)")
+    elif name == "send":
+        p.add_argument("--as-of", help="send as of this instant (ISO-8601; default: now)")
+        p.add_argument("--review", action="store_true", help="list actions in status unknown")
+        p.add_argument(
+            "--mark", nargs=2, metavar=("KEY", "OUTCOME"), help="settle an unknown: sent|retry"
+        )
+        p.add_argument(
+            "--requeue-held",
+            action="store_true",
+            help="put held actions back in the queue after a fix (admin/operator)",
+        )
+        p.add_argument("--sequence", help="with --requeue-held: only this sequence")
+        p.add_argument("--step", help="with --requeue-held: only this step id")
+    elif name == "run":
+        p.add_argument("--as-of", help="the tick's instant (ISO-8601; default: now)")
+    elif name in ("enroll", "unenroll"):
+        p.add_argument("sequence", help="the sequence name")
+        p.add_argument("contact_ids", nargs="+", metavar="CONTACT_ID")
+        p.add_argument("--as-of", help="act at this instant (ISO-8601; default: now)")
+    elif name == "metrics":
+        p.add_argument("--sequence", help="only this sequence (default: all you may see)")
+        p.add_argument(
+            "--rebuild",
+            action="store_true",
+            help="rebuild the tables and republish the reader snapshot (operator or admin)",
+        )
+    elif name == "tasks":
+        p.add_argument("verb", nargs="?", choices=["done"], help="`done TASK_ID` marks it done")
+        p.add_argument("task_id", nargs="?", help="the task to mark done")
+        p.add_argument("--all", action="store_true", help="include done tasks")
+        p.add_argument("--owner", help="list this user's queue (admins and the operator: any)")
+        p.add_argument("--as-of", help="with done: completed at this instant (default: now)")
