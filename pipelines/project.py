@@ -217,7 +217,8 @@ class Project:
             compiled = time.perf_counter()
             db.lock_down(c)  # analyst SQL runs next
             report = run_tick(c, ws, compilation, at)
-        return RunResult(at, report, list(compilation.errors), compiled - started)
+        problems = [*compilation.errors, *report.failed]  # left out: broken, or failed at run
+        return RunResult(at, report, problems, compiled - started)
 
     def send(
         self, as_of: Instant = None, *, con: duckdb.DuckDBPyConnection | None = None, **options: Any

@@ -7,7 +7,23 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipelines.errors import Location, SequencerError
 from pipelines.tick.occurrences import Occurrence
+
+
+class SequenceFailed(SequencerError):
+    """A sequence's SQL failed at run time (a condition that fails only on data, a memory
+    cap): the sequence is left out of the rest of the run; the others go on."""
+
+    def __init__(self, sequence: str, on: dt.date | None, error: Exception) -> None:
+        self.on = on
+        self.error = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        when = f"its {on.isoformat()} occurrence" if on else "this run"
+        super().__init__(
+            f"failed at run time and was left out of {when} (and the rest of the run): "
+            f"{self.error}",
+            Location(sequence=sequence),
+        )
 
 
 @dataclass
@@ -30,6 +46,11 @@ class RunReport:
     as_of: dt.datetime
     occurrences: list[OccurrenceResult] = field(default_factory=list)
     seconds: Counter = field(default_factory=Counter)
+    failed: list[SequenceFailed] = field(default_factory=list)
+
+    @property
+    def failed_sequences(self) -> set[str]:
+        return {f.location.sequence for f in self.failed}
 
     @property
     def entries(self) -> int:
@@ -54,4 +75,12 @@ class RunReport:
             "exits": dict(self.exits),
             "actions": dict(self.actions),
             "seconds": {k: round(v, 4) for k, v in self.seconds.items()},
+            "failed": [
+                {
+                    "sequence": f.location.sequence,
+                    "on": f.on.isoformat() if f.on else None,
+                    "error": f.error,
+                }
+                for f in self.failed
+            ],
         }

@@ -7,6 +7,10 @@ within a group the sequences run in name order, so a later sequence sees the ent
 earlier one. Before each group the incremental activity state moves to the group's instant
 (:mod:`pipelines.tick.state`); each occurrence then runs its phases
 (:mod:`pipelines.tick.phases`). Python loops only over instants and sequences.
+
+A sequence whose SQL fails at run time (:class:`SequenceFailed`: a condition that fails
+only on data) rolls its group back; the group is redone without it, and it is left out of
+the rest of the run. Its error is in the report and the ``runs`` row; the others commit.
 """
 
 from __future__ import annotations
@@ -27,11 +31,23 @@ from pipelines.instants import to_naive_utc, utc_now
 from pipelines.tick.occurrences import Occurrence
 from pipelines.tick.pending import group_by_instant, pending_occurrences, register_sequences
 from pipelines.tick.phases import process_occurrence
-from pipelines.tick.report import OccurrenceResult, RunReport
-from pipelines.tick.state import advance_state, check_late_activities, start_run
+from pipelines.tick.report import OccurrenceResult, RunReport, SequenceFailed
+from pipelines.tick.state import (
+    AudienceBatchFailed,
+    advance_state,
+    check_late_activities,
+    start_run,
+)
 from pipelines.workspace import Workspace
 
-__all__ = ["OccurrenceResult", "RunReport", "TickRun", "preview_occurrence", "run_tick"]
+__all__ = [
+    "OccurrenceResult",
+    "RunReport",
+    "SequenceFailed",
+    "TickRun",
+    "preview_occurrence",
+    "run_tick",
+]
 
 
 @dataclass
@@ -45,16 +61,22 @@ class TickRun:
     report: RunReport
     groups: list[list[Occurrence]]
     precomputed: set[str] | None = None
+    audiences_once: bool = True  # off after the one-statement audience failed
 
     def process_group(self, con, group: list[Occurrence]) -> list[OccurrenceResult]:
         """One instant: bring the state to it, then each of its occurrences."""
         clock = time.perf_counter()
         if self.precomputed is None:
-            self.precomputed = start_run(con, self.groups, self.compilation)
+            self.precomputed = start_run(
+                con, self.groups, self.compilation, audiences=self.audiences_once
+            )
         advance_state(con, group[0].at)
         self.report.seconds["state"] += time.perf_counter() - clock
-        return [
-            process_occurrence(
+        return [self._occurrence(con, occ) for occ in group]
+
+    def _occurrence(self, con, occ: Occurrence) -> OccurrenceResult:
+        try:
+            return process_occurrence(
                 con,
                 self.compilation.sequences[occ.sequence],
                 occ,
@@ -62,8 +84,31 @@ class TickRun:
                 self.report,
                 self.precomputed,
             )
-            for occ in group
-        ]
+        except duckdb.Error as exc:
+            raise SequenceFailed(occ.sequence, occ.on, exc) from exc
+
+    def commit_group(self, con, group: list[Occurrence]) -> None:
+        """Process one instant atomically; a sequence that fails is dropped and the instant
+        redone without it (DuckDB has no savepoints), until the rest commits."""
+        while group := [o for o in group if o.sequence not in self.report.failed_sequences]:
+            first_of_run = self.precomputed is None
+            try:
+                with transaction(con):
+                    results = self.process_group(con, group)
+            except AudienceBatchFailed:
+                self.audiences_once, self.precomputed = False, None  # find it per occurrence
+                continue
+            except SequenceFailed as failed:
+                self.report.failed.append(failed)
+                kept = self.report.failed_sequences
+                self.groups = [
+                    g for g in ([o for o in g if o.sequence not in kept] for g in self.groups) if g
+                ]
+                if first_of_run:
+                    self.precomputed = None  # its temp tables were rolled back
+                continue
+            self.report.occurrences += results
+            return
 
 
 def run_tick(
@@ -84,8 +129,7 @@ def run_tick(
     groups = group_by_instant(pending_occurrences(con, compilation, starts, as_of))
     run = TickRun(compilation, report.run_id, report, groups)
     for group in groups:
-        with transaction(con):
-            report.occurrences += run.process_group(con, group)
+        run.commit_group(con, group)
     con.execute(
         "insert into runs (run_id, kind, as_of, started_at, finished_at, stats) "
         "values (?, 'tick', ?, ?, ?, ?)",

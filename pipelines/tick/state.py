@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import duckdb
+
 from pipelines import sqlrun
 from pipelines.compile.sequence import Compilation
 from pipelines.tick.occurrences import Occurrence
@@ -79,7 +81,15 @@ def _instant_contacts(con, table: str, contacts: str, state: str) -> None:
     con.execute(f"create or replace temp table {table} as {sql}")
 
 
-def start_run(con, groups: list[list[Occurrence]], compilation: Compilation) -> set[str]:
+class AudienceBatchFailed(Exception):
+    """The run's one-statement audience failed (a condition that fails only on data): the
+    caller redoes the run with each audience evaluated per occurrence, where the failing
+    sequence is named."""
+
+
+def start_run(
+    con, groups: list[list[Occurrence]], compilation: Compilation, *, audiences: bool = True
+) -> set[str]:
     """Per-run temp tables, so that each instant costs about its own changes.
 
     - ``tick_window``: the activities in (W, last instant], read once from ``activities``
@@ -94,7 +104,8 @@ def start_run(con, groups: list[list[Occurrence]], compilation: Compilation) -> 
       audience reads neither ``now()`` nor ``sequences`` (``CompiledSequence.reads``; the
       SQL is int_audience_static.sql).
 
-    Returns the names of those sequences (their entries read ``tick_audience_static``).
+    Returns the names of those sequences (their entries read ``tick_audience_static``);
+    none with ``audiences=False``.
     """
     first_at, last_at = groups[0][0].at, groups[-1][0].at
     at, counted = watermark(con)
@@ -104,7 +115,7 @@ def start_run(con, groups: list[list[Occurrence]], compilation: Compilation) -> 
     _window_tables(con, at, last_at)
     if any(c.reads_enrollment for c in compilation.sequences.values()):
         _email_activities(con, first_at, last_at)
-    return _precompute_audiences(con, groups, compilation)
+    return _precompute_audiences(con, groups, compilation) if audiences else set()
 
 
 def _window_tables(con, at: dt.datetime, last_at: dt.datetime) -> None:
@@ -182,7 +193,10 @@ def _precompute_audiences(
     if not batch:
         return set()
     sql = sqlrun.render("tick/int_audience_static.sql", sequences=batch)
-    con.execute(f"create or replace temp table tick_audience_static as {sql}")
+    try:
+        con.execute(f"create or replace temp table tick_audience_static as {sql}")
+    except duckdb.Error as exc:
+        raise AudienceBatchFailed(str(exc)) from exc
     return {s["name"] for s in batch}
 
 
