@@ -225,7 +225,7 @@ def cmd_metrics(p: Project, args: argparse.Namespace) -> int:
 
 
 def cmd_run(p: Project, args: argparse.Namespace) -> int:
-    result = p.run(args.as_of)
+    result = p.run(args.as_of, allow_future=args.allow_future)
     for err in result.problems:
         print(f"warning: left out of this run: {err}", file=sys.stderr)
     stats = result.report.stats()

@@ -119,6 +119,11 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--step", help="with --requeue-held: only this step id")
     elif name == "run":
         p.add_argument("--as-of", help="the tick's instant (ISO-8601; default: now)")
+        p.add_argument(
+            "--allow-future",
+            action="store_true",
+            help="accept an --as-of more than a day ahead of now (simulations, tests)",
+        )
     elif name in ("enroll", "unenroll"):
         p.add_argument("sequence", help="the sequence name")
         p.add_argument("contact_ids", nargs="+", metavar="CONTACT_ID")

@@ -35,7 +35,7 @@ import duckdb
 from pipelines import db
 from pipelines.compile.condition import ConditionSchema
 from pipelines.compile.sequence import Compilation, CompiledSequence, compile_workspace
-from pipelines.errors import ErrorList, PermissionDenied, SequencerError
+from pipelines.errors import ErrorList, PermissionDenied, SequencerError, UsageError
 from pipelines.ingest.load import IngestResult, ingest_files
 from pipelines.instants import as_of_or_now, utc_now
 from pipelines.metrics import (
@@ -58,6 +58,7 @@ from pipelines.tick.properties import materialize_contact_state
 from pipelines.tick.run import RunReport, preview_occurrence, run_tick
 from pipelines.workspace import Workspace, load_workspace, missing_secrets
 
+FUTURE_SLACK = dt.timedelta(days=1)
 RUN_REFUSED = "run ticks every sequence: it is for the operator or an admin"
 INGEST_REFUSED = "ingest writes every user's contacts: it is for the operator or an admin"
 SEND_REFUSED = "send and its review are for the operator or an admin"
@@ -201,16 +202,28 @@ class Project:
     # --- the run ---------------------------------------------------------------------------
 
     def run(
-        self, as_of: Instant = None, *, con: duckdb.DuckDBPyConnection | None = None
+        self,
+        as_of: Instant = None,
+        *,
+        con: duckdb.DuckDBPyConnection | None = None,
+        allow_future: bool = False,
     ) -> RunResult:
         """One tick at ``as_of``: compile, lock the connection, process every due occurrence.
 
-        Broken sequences are left out of the tick and returned in ``problems`` (they miss
-        these occurrences for good: docs/decisions.md); the caller prints or logs them.
+        Broken sequences, and sequences whose SQL fails at run time, are left out of the tick
+        and returned in ``problems`` (they miss these occurrences for good:
+        docs/decisions.md); the caller prints or logs them. An ``as_of`` more than a day
+        ahead of the wall clock is refused unless ``allow_future`` (a typo would otherwise
+        decide months of actions at once).
         """
         ws = self.workspace()
         self._require_admin(ws, RUN_REFUSED)
         at = as_of_or_now(as_of)
+        if at > utc_now() + FUTURE_SLACK and not allow_future:
+            raise UsageError(
+                f"--as-of {at:%Y-%m-%d %H:%M}Z is more than a day ahead of now "
+                f"({utc_now():%Y-%m-%d %H:%M}Z); pass --allow-future to simulate a later day"
+            )
         with self.connection(con) as c:
             started = time.perf_counter()
             compilation = self.compile(c, ws)

@@ -116,3 +116,15 @@ def test_preview_of_a_sequence_that_fails_at_run_time_is_one_line(tmp_path, caps
     assert code == 1, err
     assert "Traceback" not in err and "internal error" not in err
     assert "sequence 'broken'" in err and "failed at run time" in err
+
+
+def test_a_run_more_than_a_day_ahead_needs_allow_future(tmp_path, capsys):
+    root = workspace(tmp_path / "ws", {"good": GOOD})
+    assert tick(root, "2999-06-01T10:00") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "more than a day ahead" in err[0] and "--allow-future" in err[0]
+    assert decisions(root, "good") == ([], [])  # nothing was decided
+    db = str(root / "db.duckdb")
+    argv = ["run", "--project", str(root), "--db", db, "--as-of", "2999-06-01T10:00"]
+    assert main([*argv, "--allow-future"]) == 0
+    assert decisions(root, "good")[0]
