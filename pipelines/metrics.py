@@ -33,11 +33,15 @@ TABLE_COLUMNS = (
     ("active", "active", "{:>7}"),
     ("exited", "exited", "{:>7}"),
     ("sent", "sent", "{:>7}"),
+    ("delivered", "delivered", "{:>9}"),
     ("opened", "opened", "{:>7}"),
+    ("m.opened", "machine_opened", "{:>8}"),
     ("clicked", "clicked", "{:>7}"),
     ("replied", "replied", "{:>7}"),
     ("bounced", "bounced", "{:>7}"),
+    ("soft", "soft_bounced", "{:>5}"),
     ("unsub", "unsubscribed", "{:>6}"),
+    ("compl", "complained", "{:>5}"),
     ("open%", "open_rate", "{:>6}"),
     ("click%", "click_rate", "{:>6}"),
     ("reply%", "reply_rate", "{:>6}"),
@@ -141,7 +145,10 @@ def metrics_table(
         lines.append(" ".join(cells))
     if not rows:
         lines.append(f"(no metrics{f' for sequence {sequence!r}' if sequence else ''} yet)")
-    lines.append("counts are unique contacts; rates (%) are over sent; reply hours from send")
+    lines.append(
+        "counts are unique contacts; rates (%) are over sent; reply hours from send;"
+        " opened = human opens (m.opened: privacy proxies and scanners, not in open%)"
+    )
     return "\n".join(lines)
 
 

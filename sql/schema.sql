@@ -163,7 +163,7 @@ create table if not exists contact_activity_state (
     last_activity_at timestamp,
     last_contacted_type varchar,
     last_contacted_at timestamp,
-    unsubscribed_at timestamp,          -- first `unsubscribed` activity
+    unsubscribed_at timestamp,          -- first `unsubscribed` or `email_complained` activity
     bounced_at timestamp,               -- first `email_bounced` activity
     last_replied_at timestamp,          -- latest `email_replied` activity
 );
@@ -207,6 +207,17 @@ create or replace temp macro is_contact_mode(activity_type) as
         'call_incoming', 'call_outgoing', 'chat'
     )
     or starts_with(activity_type, 'sales_activity:');
+
+-- A machine open (SPEC 10): an `email_opened` whose detail says `"machine": true` (a privacy
+-- proxy such as Apple Mail Privacy Protection, or a security scanner, fetched the pixel). Kept
+-- in `activities`, left out of `enrollment.opened_*` and of open rates. `detail` is free text
+-- for imported rows, so anything that is not a JSON object is a human open.
+create or replace temp macro is_machine_open(activity_type, detail) as
+    activity_type = 'email_opened'
+    and coalesce(
+        case when json_valid(detail) then json_extract_string(detail, '$.machine') = 'true' end,
+        false
+    );
 
 create or replace temp macro contacted_mode(activity_type) as
     case

@@ -269,3 +269,48 @@ def test_snapshot_is_replaced_atomically_with_new_rows(con, tmp_path):
     ).fetchone()
     reader.close()
     assert enrolled == (4,)
+
+
+def test_machine_opens_soft_bounces_and_complaints_are_reported_apart(con):
+    """SPEC 10: open rates count human opens only; a machine open (privacy proxy, scanner) is
+    reported in ``machine_opened`` and still proves delivery; soft bounces and complaints have
+    their own columns. c5 gets an email on D2 that only a proxy opened; c1's second email
+    (bump) soft-bounced and then drew a complaint; an auto-reply to intro is not a reply."""
+    machine = '{"machine": true, "user_agent": "Mozilla/5.0"}'
+    con.execute(
+        "insert into actions (idempotency_key, sequence, contact_id, enrollment_id, step,"
+        " step_index, day, action, occurrence_on, occurrence_at, status, message_id,"
+        " finished_at) values ('s1:c5:intro', 's1', 'c5', 's1:c5', 'intro', 0, 1, 'email',"
+        " ?, ?, 'sent', 'm5', ?)",
+        [D2, at(D2, 14, 30), at(D2, 14, 31)],
+    )
+    con.executemany(
+        "insert into activities (activity_id, contact_id, type, occurred_at, message_id,"
+        " detail) values (?, ?, ?, ?, ?, ?)",
+        [
+            ("b1", "c5", "email_opened", at(D2, 14, 32), "m5", machine),
+            ("b2", "c1", "email_soft_bounced", at(D3, 14, 35), "m4", None),
+            ("b3", "c1", "email_complained", at(D3, 15), "m4", None),
+            ("b4", "c1", "email_opened", at(D3, 16), "m4", machine),
+            ("b5", "c3", "email_auto_replied", at(D1, 18), "m3", '{"until": "2026-03-20"}'),
+        ],
+    )
+    build_metrics(con)
+    total = one(con, "sequence_metrics", "sequence = 's1' and period = 'all'")
+    assert total["sent"] == 4
+    assert total["opened"] == 3  # c1, c2, c3 as before: c5's proxy open is not an open
+    assert total["machine_opened"] == 2  # c5 (intro) and c1 (bump)
+    assert total["delivered"] == 4  # c5's delivery is proven by the machine open
+    assert total["open_rate"] == pytest.approx(3 / 4)
+    assert (total["soft_bounced"], total["complained"]) == (1, 1)
+    assert total["complaint_rate"] == pytest.approx(1 / 4)
+    assert total["replied"] == 2  # the auto-reply is not a reply
+    bump = one(con, "step_metrics", "step = 'bump' and period = 'all'")
+    assert (bump["opened"], bump["machine_opened"], bump["complained"]) == (0, 1, 1)
+    assert (bump["soft_bounced"], bump["open_rate"]) == (1, 0)
+    table = metrics_table(con)
+    header, row = table.splitlines()[:2]
+    cells = dict(zip(header.split(), row.split(), strict=True))
+    assert (cells["opened"], cells["m.opened"], cells["soft"], cells["compl"]) == (
+        "3", "2", "1", "1",
+    )  # fmt: skip

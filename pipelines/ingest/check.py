@@ -14,6 +14,7 @@ ACTIVITY_TYPES = [
     "email_sent", "email_delivered", "email_opened", "email_clicked", "email_replied",
     "email_bounced", "unsubscribed", "call_incoming", "call_outgoing", "chat", "sms_sent",
     "sms_received", "meeting", "task_completed",
+    "email_auto_replied", "email_soft_bounced", "email_complained",  # SPEC 10
 ]  # fmt: skip
 TYPES = ("BIGINT", "DOUBLE", "BOOLEAN", "DATE", "TIMESTAMP")  # the inference order
 DIRTY_SHARE = 0.9  # a column typed from most of its values; the rest are bad rows

@@ -103,7 +103,8 @@ def skip_unsendable(con: duckdb.DuckDBPyConnection, as_of: dt.datetime) -> int:
                 select distinct lower(c.email) as email_key, v.type
                 from activities as v
                 join contacts as c on c.contact_id = v.contact_id
-                where v.occurred_at <= $as_of and v.type in ('unsubscribed', 'email_bounced')
+                where v.occurred_at <= $as_of
+                  and v.type in ('unsubscribed', 'email_complained', 'email_bounced')
                   and c.email is not null
                 union
                 select distinct lower(email), 'unsubscribed' from contacts
@@ -121,7 +122,7 @@ def skip_unsendable(con: duckdb.DuckDBPyConnection, as_of: dt.datetime) -> int:
                         when a.action in ('email', 'sms') and exists (
                             select 1 from suppressed_emails as x
                             where x.email_key = lower(c.email)
-                              and (x.type = 'unsubscribed' or a.action = 'email'))
+                              and (x.type <> 'email_bounced' or a.action = 'email'))
                             then 'contact unsubscribed or bounced before send'
                     end as reason,
                 from actions as a

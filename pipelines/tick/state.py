@@ -158,7 +158,8 @@ def _window_tables(con, at: dt.datetime, last_at: dt.datetime) -> None:
 
 
 def _email_activities(con, first_at: dt.datetime, last_at: dt.datetime) -> None:
-    """``tick_email_activities``: the opens/clicks that can belong to an enrolment's email.
+    """``tick_email_activities``: the human opens and the clicks that can belong to an
+    enrolment's email.
     An open/click counts only after the enrolment: the earliest active one bounds it."""
     sqlrun.run(
         con,
@@ -167,6 +168,7 @@ def _email_activities(con, first_at: dt.datetime, last_at: dt.datetime) -> None:
         select contact_id, type, sequence, step, message_id, occurred_at
         from activities
         where type in ('email_opened', 'email_clicked')
+          and not is_machine_open(type, detail)  -- sql/schema.sql: human opens only (SPEC 10)
           and contact_id is not null
           and (sequence is not null or message_id is not null)
           and occurred_at <= $to_at

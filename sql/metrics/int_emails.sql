@@ -23,7 +23,8 @@ activities as (
     select * from activities
     where type in (
         'email_sent', 'email_delivered', 'email_opened', 'email_clicked',
-        'email_replied', 'email_bounced', 'unsubscribed'
+        'email_replied', 'email_bounced', 'unsubscribed',
+        'email_soft_bounced', 'email_complained', 'email_auto_replied'
     )
 ),
 
@@ -43,6 +44,7 @@ attributed_activities as (
         activities.activity_id,
         activities.type,
         activities.occurred_at,
+        is_machine_open(activities.type, activities.detail) as machine,  -- sql/schema.sql
         coalesce(by_message.sequence, activities.sequence) as sequence,
         coalesce(by_message.contact_id, activities.contact_id) as contact_id,
         coalesce(by_message.step, activities.step) as step,
@@ -114,6 +116,7 @@ engagement_by_nearest_email as (
     select
         engagement.activity_id,
         engagement.type,
+        engagement.machine,
         engagement.occurred_at,
         engagement.sequence,
         engagement.contact_id,
@@ -131,10 +134,10 @@ engagement_by_nearest_email as (
 ),
 
 email_events as (
-    select activity_id, type, occurred_at, sequence, contact_id, step,
+    select activity_id, type, machine, occurred_at, sequence, contact_id, step,
     from engagement_with_step
     union all
-    select activity_id, type, occurred_at, sequence, contact_id, step,
+    select activity_id, type, machine, occurred_at, sequence, contact_id, step,
     from engagement_by_nearest_email
 ),
 
@@ -144,13 +147,18 @@ email_engagement as (
         contact_id,
         step,
         bool_or(type = 'email_delivered') as delivered_event,
-        -- a click counts as an open: the pixel is often blocked, the click is not
-        bool_or(type in ('email_opened', 'email_clicked')) as opened,
+        -- a click counts as an open: the pixel is often blocked, the click is not. A machine
+        -- open (a privacy proxy or scanner fetched the pixel, SPEC 10) is not the prospect's.
+        bool_or(type = 'email_clicked' or (type = 'email_opened' and not machine)) as opened,
+        bool_or(type = 'email_opened' and machine) as machine_opened,
+        bool_or(type = 'email_auto_replied') as auto_replied,
         bool_or(type = 'email_clicked') as clicked,
         bool_or(type = 'email_replied') as replied,
         min(occurred_at) filter (where type = 'email_replied') as first_replied_at,
         bool_or(type = 'email_bounced') as bounced,
         bool_or(type = 'unsubscribed') as unsubscribed,
+        bool_or(type = 'email_soft_bounced') as soft_bounced,
+        bool_or(type = 'email_complained') as complained,
     from email_events
     group by sequence, contact_id, step
 ),
@@ -162,14 +170,18 @@ final as (
         emails_dated.contact_id,
         emails_dated.metric_date,
         emails_dated.sent_at,
-        -- an open, click or reply proves delivery even when the ESP sent no delivered event
+        -- an open (human or machine), click, reply or auto-reply proves delivery even when
+        -- the ESP sent no delivered event
         coalesce(
             email_engagement.delivered_event
             or email_engagement.opened
-            or email_engagement.replied,
+            or email_engagement.machine_opened
+            or email_engagement.replied
+            or email_engagement.auto_replied,
             false
         ) as delivered,
         coalesce(email_engagement.opened, false) as opened,
+        coalesce(email_engagement.machine_opened, false) as machine_opened,
         coalesce(email_engagement.clicked, false) as clicked,
         coalesce(email_engagement.replied, false) as replied,
         email_engagement.first_replied_at,
@@ -179,6 +191,8 @@ final as (
         end as reply_hours,
         coalesce(email_engagement.bounced, false) as bounced,
         coalesce(email_engagement.unsubscribed, false) as unsubscribed,
+        coalesce(email_engagement.soft_bounced, false) as soft_bounced,
+        coalesce(email_engagement.complained, false) as complained,
     from emails_dated
     left join email_engagement using (sequence, contact_id, step)
 )

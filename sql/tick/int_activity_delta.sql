@@ -30,7 +30,9 @@ final as (
         arg_max(type, struct_pack(at := occurred_at, id := activity_id))
             filter (where is_contact_mode) as last_contacted_type,
         max(occurred_at) filter (where is_contact_mode) as last_contacted_at,
-        min(occurred_at) filter (where type = 'unsubscribed') as unsubscribed_at,
+        -- a spam complaint counts as an unsubscribe (SPEC 10): exit and suppression
+        min(occurred_at) filter (where type in ('unsubscribed', 'email_complained'))
+            as unsubscribed_at,
         min(occurred_at) filter (where type = 'email_bounced') as bounced_at,
         max(occurred_at) filter (where type = 'email_replied') as last_replied_at,
     from new_activities

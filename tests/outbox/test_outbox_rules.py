@@ -260,9 +260,11 @@ def test_a_crash_right_after_the_send_leaves_it_unknown_and_never_sends_it_again
 # --- opt-outs --------------------------------------------------------------------------------
 
 
-def test_an_email_bounce_suppresses_email_but_not_sms(outbox):
+@pytest.mark.parametrize("opt_out", ["unsubscribed", "email_complained"])
+def test_an_email_bounce_suppresses_email_but_not_sms(outbox, opt_out):
     """Between the tick (09:30) and the send (10:30): ann (c1) bounced at 09:40, cy (c3)
-    unsubscribed at 09:40. Rows, all due at 09:30:
+    unsubscribed (or complained: a spam report counts as an unsubscribe, SPEC 10) at 09:40.
+    Rows, all due at 09:30:
 
     =======  =============  ==========================================================
     contact  step (action)  expected
@@ -275,7 +277,7 @@ def test_an_email_bounce_suppresses_email_but_not_sms(outbox):
     con, ws = outbox.con, outbox.workspace()
     for contact, email, kind in (
         ("c1", "ann@example.com", "email_bounced"),
-        ("c3", "cy@example.com", "unsubscribed"),
+        ("c3", "cy@example.com", opt_out),
     ):
         con.execute(
             "insert into activities (activity_id, contact_id, email, type, occurred_at)"
