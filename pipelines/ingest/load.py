@@ -19,13 +19,16 @@ import duckdb
 from pipelines.db import transaction
 from pipelines.errors import IngestError, Location
 from pipelines.ingest.check import check_csv_text, custom_columns, stage_typed
-from pipelines.ingest.read import ENTITIES, detect_entity, read
+from pipelines.ingest.read import ENTITIES, STAGING_TABLES, detect_entity, read
 from pipelines.ingest.source import NotDecodable, prepare
 from pipelines.ingest.write import merge, quarantine
 
 log = logging.getLogger(__name__)
 
-__all__ = ["IngestResult", "detect_entity", "ingest_file", "ingest_files"]
+__all__ = [
+    "IngestResult", "detect_entity", "ingest_file", "ingest_files", "load_staged_activities",
+    "reset_staging",
+]  # fmt: skip
 
 
 @dataclass
@@ -189,4 +192,49 @@ def _load(con, path, read_path, entity, columns, quoted, tag, validate) -> Inges
         unchanged=good - loaded - updated,
         rows=total + quarantined - (total - good),  # rejected CSV records are not staged
         notes=notes,
+    )
+
+
+def reset_staging(con) -> None:
+    """Drop the staging tables of the previous file (a door stages ``ingest_raw`` next)."""
+    for table in STAGING_TABLES:
+        con.execute(f"drop table if exists {table}")
+
+
+def load_staged_activities(
+    con: duckdb.DuckDBPyConnection, path: Path | str, *, digest: str, kind: str
+) -> IngestResult:
+    """Load the activity records an engagement door (ESP file, mailbox, event spool) staged in
+    the temp table ``ingest_raw``: ``__text`` one JSON activity object per record (the
+    columns of SPEC 3), ``__raw`` the record as its source gave it (what quarantine keeps;
+    NULL: ``__text``), in source order (``rowid + 1`` is the record's number, quarantine's
+    ``line``). The same checks and insert-only merge as an activities JSONL file; one
+    transaction; a source whose ``digest`` was loaded before as ``kind`` is skipped, and an
+    ``activity_id`` already stored is never inserted twice (the doors derive ids from the
+    provider's event id or the message, so a re-delivered event is one activity).
+    """
+    path = Path(path)
+    con.execute("set TimeZone = 'UTC'")
+    seen = con.execute(
+        "select 1 from ingested_files where sha256 = $1 and entity = $2 and tag = ''",
+        [digest, kind],
+    ).fetchone()
+    if seen:
+        return IngestResult(str(path), kind, 0, 0, 0, True)
+    with transaction(con):
+        stage_typed(con, "activities", "jsonl", {}, [], None)
+        quarantined = quarantine(con, path, "activities", "jsonl", {}, staged=True)
+        loaded, _ = merge(con, "activities", {}, [], None)
+        good, total = con.execute(
+            "select count(*) filter (where len(__reasons) = 0), count(*) from ingest_stg"
+        ).fetchone()
+        con.execute(
+            "insert into ingested_files (sha256, file, entity, tag, loaded, updated,"
+            " quarantined) values ($1, $2, $3, '', $4, 0, $5)",
+            [digest, str(path), kind, loaded, quarantined],
+        )
+    log.info("ingested %s (%s): %d records = %d loaded + %d already stored + %d quarantined",
+             path, kind, total, loaded, good - loaded, quarantined)  # fmt: skip
+    return IngestResult(
+        str(path), kind, loaded, 0, quarantined, False, unchanged=good - loaded, rows=total
     )

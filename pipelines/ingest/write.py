@@ -10,9 +10,16 @@ from pipelines import sqlrun
 from pipelines.ingest.read import BASE_COLUMNS, KEYS
 
 
-def quarantine(con, path: Path, entity: str, fmt: str, columns: dict[str, str]) -> int:
+def quarantine(
+    con, path: Path, entity: str, fmt: str, columns: dict[str, str], *, staged: bool = False
+) -> int:
+    """Bad records of ``ingest_stg`` into ``quarantine``; ``staged``: the records a door
+    staged (:func:`pipelines.ingest.load.load_staged_activities`) keep their source text in
+    ``ingest_raw.__raw``."""
     csv_file = fmt == "csv"
-    if fmt == "jsonl":
+    if staged:
+        raw_expr = "coalesce(raw.__raw, raw.__text)"
+    elif fmt == "jsonl":
         raw_expr = "raw.__text"
     else:
         parts = [

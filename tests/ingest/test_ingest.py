@@ -247,3 +247,35 @@ def test_blank_lines_do_not_shift_line_numbers(con, tmp_path):
         (6, "wrong column count"),
         (8, "unparseable timestamp: created_at"),
     ]
+
+
+def test_staged_activities_load_once_and_quarantine_their_source_text(con):
+    """The engagement doors' loader: checks, quarantine of the source record, id dedupe."""
+    from pipelines.ingest.load import load_staged_activities, reset_staging
+
+    def stage(records):
+        reset_staging(con)
+        con.execute("create temp table ingest_raw (__text varchar, __raw varchar)")
+        con.executemany("insert into ingest_raw values (?, ?)", records)
+
+    good = (
+        '{"activity_id": "sg:1", "email": "a@x.example", "type": "email_opened",'
+        ' "occurred_at": "2026-03-02T10:00:00Z", "detail": "{\\"machine\\": true}"}'
+    )
+    bad = (
+        '{"activity_id": "sg:2", "email": "a@x.example", "type": "sendgrid:weird",'
+        ' "occurred_at": "2026-03-02T10:00:00Z"}'
+    )
+    stage([(good, None), (bad, '{"event": "weird"}')])
+    r = load_staged_activities(con, "events.json", digest="d1", kind="sendgrid")
+    assert (r.loaded, r.quarantined, r.rows, r.skipped) == (1, 1, 2, False)
+    assert con.execute("select line, reason, raw from quarantine").fetchall() == [
+        (2, "unknown activity type", '{"event": "weird"}')
+    ]
+    assert con.execute("select detail from activities").fetchone() == ('{"machine": true}',)
+    stage([(good, None)])
+    again = load_staged_activities(con, "events.json", digest="d1", kind="sendgrid")
+    assert again.skipped
+    other = load_staged_activities(con, "other.json", digest="d2", kind="sendgrid")
+    assert (other.loaded, other.unchanged) == (0, 1)
+    assert con.execute("select count(*) from activities").fetchone() == (1,)
