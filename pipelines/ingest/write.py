@@ -15,7 +15,8 @@ def quarantine(
 ) -> int:
     """Bad records of ``ingest_stg`` into ``quarantine``; ``staged``: the records a door
     staged (:func:`pipelines.ingest.load.load_staged_activities`) keep their source text in
-    ``ingest_raw.__raw``."""
+    ``ingest_raw.__raw``, and their number in the source in ``ingest_raw.__line`` if the door
+    gives one (several activities may come from one source record)."""
     csv_file = fmt == "csv"
     if staged:
         raw_expr = "coalesce(raw.__raw, raw.__text)"
@@ -29,12 +30,22 @@ def quarantine(
         ]
         raw_expr = f"concat_ws(',', {', '.join(parts)})"
     line_expr = "line_map.__line" if csv_file else "stg.__rec"
+    if staged and _has_column(con, "ingest_raw", "__line"):
+        line_expr = "coalesce(raw.__line, stg.__rec)"  # the door numbered its source records
     params = {"file": str(path), "entity": entity}
     (count,) = sqlrun.execute(
         con, "ingest/dml_quarantine.sql", params, csv=csv_file, raw_expr=raw_expr,
         line_expr=line_expr,
     ).fetchone()  # fmt: skip
     return count
+
+
+def _has_column(con, table: str, column: str) -> bool:
+    (found,) = con.execute(
+        "select count(*) > 0 from duckdb_columns() where table_name = $1 and column_name = $2",
+        [table, column],
+    ).fetchone()
+    return found
 
 
 def merge(con, entity, columns, custom, tag) -> tuple[int, int]:
