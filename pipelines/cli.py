@@ -57,7 +57,7 @@ def _joined(counts: dict) -> str:
 
 
 def cmd_ingest(p: Project, args: argparse.Namespace) -> int:
-    results = p.ingest([Path(f) for f in args.files] or None, tag=args.tag)
+    results = p.ingest([Path(f) for f in args.files] or None, tag=args.tag, fmt=args.fmt)
     print(f"{'file':<40} {'entity':<11} {'loaded':>8} {'updated':>8} {'quarantined':>11}")
     for r in results:  # accounts, then contacts, then activities
         note = "  (already ingested: nothing changed)" if r.skipped else ""

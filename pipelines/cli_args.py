@@ -14,7 +14,7 @@ COMMON_EPILOG = (
 HELP: dict[str, tuple[str, str]] = {
     # command: (summary, example)
     "ingest": (
-        "Load contact, account and activity files into the database; bad rows go to quarantine.",
+        "Load contact, account, activity and ESP event files; bad rows go to quarantine.",
         "sequencer ingest --tag 'SDR march' imports/contacts_march.csv imports/activities.jsonl",
     ),
     "validate": (
@@ -100,6 +100,12 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     if name == "ingest":
         p.add_argument("files", nargs="*", help="files to ingest (default: everything in imports/)")
         p.add_argument("--tag", help="stamp import_name = TAG on every contact and account row")
+        p.add_argument(
+            "--format",
+            dest="fmt",
+            choices=("sendgrid", "mailgun", "ses", "postmark"),
+            help="read FILES as this ESP's event files (default: recognized by content)",
+        )
     elif name == "preview":
         p.add_argument("sequence", help="the sequence name")
         p.add_argument("--as-of", help="evaluate at this instant (ISO-8601; default: now)")

@@ -315,9 +315,10 @@ class Project:
     # --- operations ------------------------------------------------------------------------
 
     def ingest(
-        self, paths: list[Path] | None = None, *, tag: str | None = None
+        self, paths: list[Path] | None = None, *, tag: str | None = None, fmt: str | None = None
     ) -> list[IngestResult]:
-        """Load files (default: every file of ``imports/``); accounts, contacts, activities.
+        """Load files (default: every file of ``imports/``); accounts, contacts, activities,
+        then ESP event files (recognized by content, or all read as ``fmt``: SPEC 10).
         Each file is its own unit: one that cannot be read comes back with ``error`` set."""
         self._require_admin(self.workspace(), INGEST_REFUSED)
         if paths is None:
@@ -325,7 +326,7 @@ class Project:
         if not paths:
             raise SequencerError("no files to ingest (give FILES or drop them into imports/)")
         with self.connection() as con:
-            return ingest_files(con, paths, tag=tag)
+            return ingest_files(con, paths, tag=tag, fmt=fmt)
 
     def enroll(self, sequence: str, contact_ids: list[str], at: Instant = None) -> dict:
         """Request manual enrolment; the contacts enter at the sequence's next occurrence."""

@@ -129,6 +129,9 @@ def ingest_esp_file(
         source.close()
         for table in ("esp_lines", "esp_values", "esp_records", "esp_events"):
             con.execute(f"drop table if exists {table}")
+    detected = detect_provider(path)
+    if detected and detected != provider:
+        notes.insert(0, f"read as {provider} events, but its content looks like {detected}'s")
     result.notes[:0] = source.notes + notes
     return result
 

@@ -48,18 +48,28 @@ class IngestResult:
 
 
 def ingest_files(
-    con: duckdb.DuckDBPyConnection, paths, *, tag: str | None = None
+    con: duckdb.DuckDBPyConnection, paths, *, tag: str | None = None, fmt: str | None = None
 ) -> list[IngestResult]:
     """Ingest several files: accounts first, then contacts, then activities (so activities
-    given by email find contacts of the same batch); name order within an entity."""
+    given by email find contacts of the same batch), then ESP event files (SPEC 10: they
+    match contacts and sends); name order within an entity. ``fmt`` (``sendgrid``,
+    ``mailgun``, ``ses``, ``postmark``) reads every file as that provider's events; without it
+    a ``.json``/``.jsonl`` file is recognized by its content."""
     paths = sorted((Path(p) for p in paths), key=lambda p: (_order(p), p.name))
-    return [_ingest_one(con, p, tag) for p in paths]
+    return [_ingest_one(con, p, tag, fmt) for p in paths]
 
 
-def _ingest_one(con, path: Path, tag: str | None) -> IngestResult:
+def _ingest_one(con, path: Path, tag: str | None, fmt: str | None = None) -> IngestResult:
     """One file is one unit: a file that cannot be read at all is reported (its result
     carries ``error``) and the batch goes on with the next file."""
+    provider = None
     try:
+        # pipelines.engagement.esp builds on this module (the one loader): imported here
+        from pipelines.engagement import esp
+
+        provider = fmt or esp.detect_provider(path)
+        if provider:
+            return esp.ingest_esp_file(con, path, provider)
         return ingest_file(con, path, tag=tag)
     except (IngestError, duckdb.Error, OSError) as exc:
         if not isinstance(exc, IngestError):
@@ -67,7 +77,7 @@ def _ingest_one(con, path: Path, tag: str | None) -> IngestResult:
         if isinstance(exc, NotDecodable):
             _quarantine_rejected(con, path, exc)
         log.warning("rejected %s", exc)
-        entity = _entity_or_unknown(path)
+        entity = provider or _entity_or_unknown(path)
         return IngestResult(str(path), entity, 0, 0, 0, False, error=exc.message)
 
 

@@ -50,7 +50,8 @@ def detect_entity(path: Path) -> str:
             return entity
     raise IngestError(
         "cannot tell what this file holds: expected contacts*.csv|.parquet, "
-        "accounts*.csv|.parquet or activities*.csv|.jsonl|.parquet",
+        "accounts*.csv|.parquet, activities*.csv|.jsonl|.parquet or an ESP event file "
+        "(SendGrid, Mailgun, SES, Postmark .json|.jsonl; or say which with --format)",
         Location(file=str(path)),
     )
 
