@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from pipelines import sqlrun
 from pipelines.cli import main
 from pipelines.db import connect
 from pipelines.engagement.esp import detect_provider
@@ -22,6 +23,7 @@ from pipelines.outbox.transitions import append_sent_activity
 from pipelines.workspace import load_workspace
 from tests.delivery_fixtures import ENV, add_action, seed_contacts, write_workspace
 from tests.outbox.test_outbox_rules import AS_OF, T0, no_wait
+from tests.tick_helpers import classic, contact, enrollments, insert, open_db, tick, write_sequences
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "esp"
 EVENT_FILES = {
@@ -62,8 +64,8 @@ def con(db_path):
     con = connect(db_path)
     for cid, email in CONTACTS:
         con.execute("insert into contacts (contact_id, email) values (?, ?)", [cid, email])
-    for contact, step, message_id, at in SENDS:
-        sent(con, contact, step, message_id, dt.datetime.fromisoformat(at))
+    for cid, step, message_id, at in SENDS:
+        sent(con, cid, step, message_id, dt.datetime.fromisoformat(at))
     yield con
     con.close()
 
@@ -243,3 +245,70 @@ def test_events_match_an_email_the_send_step_sent(tmp_path, smtp_sink):
         ("sendgrid:d1", "c1", "email_delivered", "outbound", "intro", message_id),
         ("sendgrid:o1", "c1", "email_opened", "outbound", "intro", message_id),
     ])  # fmt: skip
+
+
+def test_an_esp_bounce_and_complaint_exit_at_the_next_tick(tmp_path):
+    """Sequence ``s`` emails everyone on day 1 (03-02); its follow-up is on day 5. The ESP
+    reports for those emails: SES a permanent bounce for ``bnc``, Postmark a spam complaint
+    for ``cmp``, SendGrid a deferral (soft bounce) for ``soft``. At the next tick ``bnc``
+    exits ``bounced``, ``cmp`` exits ``unsubscribed`` (a complaint is an unsubscribe), ``soft``
+    stays; sequence ``t`` (from 03-04) enrols neither ``bnc`` nor ``cmp``."""
+    con = open_db(tmp_path)
+    insert(con, "contacts", [contact(c) for c in ("bnc", "cmp", "soft")])
+    steps = """
+    - {id: e1, day: 1, action: email, template: intro.md.j2, subject: Hi}
+    - {id: f5, day: 5, action: follow_up}
+    """
+    root = write_sequences(
+        tmp_path / "ws",
+        {
+            "s": classic("s", steps, extra="starts_on: 2026-03-02"),
+            "t": classic("t", steps, extra="starts_on: 2026-03-04"),
+        },
+    )
+    tick(con, root, "2026-03-02 12:00")
+    con.close()  # a tick locks its connection down (no file access): ingest opens its own
+    con = open_db(tmp_path)
+    sent_at = dt.datetime(2026, 3, 2, 12, 5)
+    for row in sqlrun.dicts(con.execute("select * from actions where step = 'e1'")):
+        row["message_id"] = f"<{row['contact_id']}.e1@acme.example>"
+        con.execute(
+            "update actions set status = 'sent', message_id = ? where idempotency_key = ?",
+            [row["message_id"], row["idempotency_key"]],
+        )
+        append_sent_activity(con, row, None, sent_at, row["message_id"], {})
+    bounce = {"eventType": "Bounce", "mail": {"timestamp": "2026-03-02T12:05:00Z",
+              "messageId": "ses-1", "destination": ["bnc@x.example"],
+              "commonHeaders": {"messageId": "<bnc.e1@acme.example>"}},
+              "bounce": {"bounceType": "Permanent", "timestamp": "2026-03-02T13:00:00Z",
+                         "bouncedRecipients": [{"emailAddress": "bnc@x.example"}]}}  # fmt: skip
+    files = {
+        "ses.jsonl": json.dumps({"Type": "Notification", "MessageId": "sns-1",
+                                 "TopicArn": "arn:aws:sns:x", "Message": json.dumps(bounce)}),
+        "postmark.json": json.dumps({"RecordType": "SpamComplaint", "ID": 7,
+                                     "Type": "SpamComplaint",
+                                     "Email": "cmp@x.example", "BouncedAt": "2026-03-02T13:00:00Z",
+                                     "MessageID": "pm-1",
+                                     "Metadata": {"message_id": "<cmp.e1@acme.example>"}}),
+        "sendgrid.json": json.dumps([{"event": "deferred", "email": "soft@x.example",
+                                      "timestamp": 1772456400, "sg_event_id": "d1",
+                                      "smtp-id": "<soft.e1@acme.example>"}]),
+    }  # fmt: skip
+    for name, text in files.items():
+        (tmp_path / name).write_text(text + "\n")
+    results = ingest_files(con, [tmp_path / name for name in files])
+    assert [(r.entity, r.loaded, r.error) for r in results] == [
+        ("postmark", 1, None), ("sendgrid", 1, None), ("ses", 1, None),
+    ]  # fmt: skip
+    con.close()
+    con = open_db(tmp_path)
+
+    tick(con, root, "2026-03-04 12:00")
+
+    exits = {c: (status, reason) for _, c, _, status, reason, _ in enrollments(con, "s")}
+    assert exits == {
+        "bnc": ("exited", "bounced"),
+        "cmp": ("exited", "unsubscribed"),
+        "soft": ("active", None),
+    }
+    assert {c for _, c, *_ in enrollments(con, "t")} == {"soft"}
