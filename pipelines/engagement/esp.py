@@ -127,7 +127,8 @@ def ingest_esp_file(
         result = load_staged_activities(con, path, digest=digest, kind=provider)
     finally:
         source.close()
-        for table in ("esp_lines", "esp_values", "esp_records", "esp_events"):
+        con.execute("drop view if exists esp_records")
+        for table in ("esp_lines", "esp_values", "esp_events"):
             con.execute(f"drop table if exists {table}")
     detected = detect_provider(path)
     if detected and detected != provider:
@@ -149,19 +150,20 @@ def _stage_records(con, path: Path) -> None:
             {"path": str(path), "delim": NO_DELIMITER},
         )
         con.execute(
-            "create temp table esp_records as select rowid + 1 as __line, "
+            "create temp table esp_values as select rowid + 1 as __line, "
             "case when json_valid(line) then line::json end as j, line as raw "
             "from esp_lines where trim(coalesce(line, '')) <> ''"
         )
+        con.execute("create temp view esp_records as select * from esp_values")
         return
     con.execute(
         "create temp table esp_values as select json as j "
         "from read_json_objects($path, format = 'auto', maximum_object_size = $max)",
         {"path": str(path), "max": MAX_OBJECT},
     )
-    con.execute(
-        "create temp table esp_records as "
-        "select rowid + 1 as __line, j, json(j)::varchar as raw from esp_values"
+    con.execute(  # the record's text as the file gave it (whitespace and all)
+        "create temp view esp_records as "
+        "select rowid + 1 as __line, j, j::varchar as raw from esp_values"
     )
 
 

@@ -9,26 +9,38 @@ lines as (
     select
         rowid + 1 as __rec,
         __text,
-        case
-            when json_valid(__text) and json_type(__text::json) = 'OBJECT' then __text::json
-        end as j,
+        case when json_valid(__text) then __text::json end as j,
     from ingest_raw
+),
+
+parsed as (
+    -- one parse for every member (a value of another JSON type comes as its text)
+    select
+        __rec,
+        __text,
+        j is null or json_type(j) <> 'OBJECT' as invalid_json,
+        json_transform(j, '{
+            "activity_id": "VARCHAR", "contact_id": "VARCHAR", "email": "VARCHAR",
+            "type": "VARCHAR", "occurred_at": "VARCHAR", "sequence": "VARCHAR",
+            "step": "VARCHAR", "message_id": "VARCHAR", "detail": "VARCHAR"
+        }') as r,
+    from lines
 ),
 
 source as (
     select
         __rec,
-        j is null as invalid_json,
-        nullif(trim(j ->> 'activity_id'), '') as activity_id,
-        nullif(trim(j ->> 'contact_id'), '') as contact_id,
-        nullif(trim(j ->> 'email'), '') as email,
-        nullif(trim(j ->> 'type'), '') as type,
-        nullif(trim(j ->> 'occurred_at'), '') as occurred_at_raw,
-        nullif(j ->> 'sequence', '') as sequence,
-        nullif(j ->> 'step', '') as step,
-        nullif(trim(j ->> 'message_id'), '') as message_id,
-        nullif(j ->> 'detail', '') as detail,
-    from lines
+        invalid_json,
+        nullif(trim(r.activity_id), '') as activity_id,
+        nullif(trim(r.contact_id), '') as contact_id,
+        nullif(trim(r.email), '') as email,
+        nullif(trim(r.type), '') as type,
+        nullif(trim(r.occurred_at), '') as occurred_at_raw,
+        nullif(r.sequence, '') as sequence,
+        nullif(r.step, '') as step,
+        nullif(trim(r.message_id), '') as message_id,
+        nullif(r.detail, '') as detail,
+    from parsed
     where __text is not null
 ),
 {% else %}
