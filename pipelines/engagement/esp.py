@@ -171,11 +171,16 @@ def _map_events(con, provider: str) -> list[str]:
     """Map ``esp_records`` to ``esp_events``; return what the result's notes should say
     about records reported rather than loaded."""
     sql = sqlrun.render(f"engagement/esp_{provider}.sql")
-    con.execute(
-        "create temp table esp_events as select *, activity_id is not null and "
-        "row_number() over (partition by activity_id order by __line, __sub) > 1 as repeated "
-        f"from ({sql})"
-    )
+    con.execute(f"create temp table esp_events as select *, false as repeated from ({sql})")
+    (repeats,) = con.execute(
+        "select count(activity_id) - count(distinct activity_id) from esp_events"
+    ).fetchone()
+    if repeats:  # a provider's retry inside one file: the first one loads
+        con.execute(
+            "update esp_events set repeated = true where (__line, __sub) in (select __line, "
+            "__sub from esp_events where activity_id is not null qualify row_number() over "
+            "(partition by activity_id order by __line, __sub) > 1)"
+        )
     notes = [
         f"{skip} ({count} {'record' if count == 1 else 'records'}, not loaded)"
         for skip, count in con.execute(
