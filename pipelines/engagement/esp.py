@@ -16,8 +16,11 @@ Set-based from the file to the table, no Python per event:
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import duckdb
@@ -119,14 +122,16 @@ def ingest_esp_file(
     if seen:
         return IngestResult(str(path), provider, 0, 0, 0, True)
     source = prepare(path)  # UTF-8 (a UTF-16 file with a BOM is transcoded), one line ending
+    scratch = tempfile.TemporaryDirectory(prefix="sequencer-esp-")
     try:
         reset_staging(con)
-        _stage_records(con, source.path)
+        _stage_records(con, _without_bom(source.path, Path(scratch.name)))
         notes = _map_events(con, provider)
         sqlrun.materialize(con, "ingest_raw", sqlrun.render("engagement/esp_activities.sql"))
         result = load_staged_activities(con, path, digest=digest, kind=provider)
     finally:
         source.close()
+        scratch.cleanup()
         con.execute("drop view if exists esp_records")
         for table in ("esp_lines", "esp_values", "esp_events"):
             con.execute(f"drop table if exists {table}")
@@ -135,6 +140,18 @@ def ingest_esp_file(
         notes.insert(0, f"read as {provider} events, but its content looks like {detected}'s")
     result.notes[:0] = source.notes + notes
     return result
+
+
+def _without_bom(path: Path, scratch: Path) -> Path:
+    """The file, or a copy without its UTF-8 byte order mark (DuckDB's JSON reader does not
+    skip one: the array would not be seen as an array)."""
+    with path.open("rb") as f:
+        if f.read(3) != codecs.BOM_UTF8:
+            return path
+        copy = scratch / path.name
+        with copy.open("wb") as out:
+            shutil.copyfileobj(f, out, 1 << 20)
+    return copy
 
 
 def _stage_records(con, path: Path) -> None:

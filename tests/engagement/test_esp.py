@@ -312,3 +312,18 @@ def test_an_esp_bounce_and_complaint_exit_at_the_next_tick(tmp_path):
         "soft": ("active", None),
     }
     assert {c for _, c, *_ in enrollments(con, "t")} == {"soft"}
+
+
+@pytest.mark.parametrize("suffix", [".json", ".jsonl"])
+def test_a_file_with_a_byte_order_mark_and_crlf_lines_loads_the_same(con, tmp_path, suffix):
+    events = json.loads((FIXTURES / "sendgrid_events.json").read_text())
+    if suffix == ".json":
+        text = json.dumps(events, indent=1).replace("\n", "\r\n")
+    else:
+        text = "".join(json.dumps(e) + "\r\n" for e in events)
+    path = tmp_path / f"export{suffix}"
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+
+    [result] = ingest_files(con, [path])
+
+    assert (result.entity, result.loaded, result.quarantined) == ("sendgrid", 13, 3)
