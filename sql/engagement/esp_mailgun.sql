@@ -34,13 +34,30 @@ events as (
 ),
 
 typed as (
+    -- one parse per event: json_transform reads every member the model uses at once
     select
         *,
-        e ->> 'event' as event,
-        e ->> 'severity' as severity,
-        e ->> 'reason' as reason,
-        nullif(e -> 'client-info' ->> 'bot', '') as bot,
+        json_transform(e, '{
+            "id": "VARCHAR", "event": "VARCHAR", "timestamp": "VARCHAR",
+            "recipient": "VARCHAR", "severity": "VARCHAR", "reason": "VARCHAR",
+            "url": "VARCHAR", "reject": {"reason": "VARCHAR"},
+            "delivery-status": {"code": "VARCHAR", "message": "VARCHAR",
+                                "description": "VARCHAR"},
+            "client-info": {"bot": "VARCHAR", "user-agent": "VARCHAR"},
+            "message": {"headers": {"message-id": "VARCHAR"}}
+        }') as s,
     from events
+),
+
+named as (
+    select
+        *,
+        s.event,
+        s.severity,
+        s.reason,
+        nullif(s."client-info".bot, '') as bot,
+        s."delivery-status" as status,
+    from typed
 ),
 
 final as (
@@ -48,8 +65,8 @@ final as (
         __line,
         __sub,
         invalid,
-        'mailgun:' || coalesce(e ->> 'id', token, {{ esp.record_hash('e') }}) as activity_id,
-        nullif(trim(e ->> 'recipient'), '') as email,
+        'mailgun:' || coalesce(s.id, token, {{ esp.record_hash('e') }}) as activity_id,
+        nullif(trim(s.recipient), '') as email,
         case
             when event = 'delivered' then 'email_delivered'
             when event = 'opened' then 'email_opened'
@@ -62,22 +79,21 @@ final as (
             when event = 'failed' and severity = 'permanent' then 'email_bounced'
             else 'mailgun:' || coalesce(event, '(no event)')
         end as type,
-        {{ esp.epoch_iso("e ->> 'timestamp'") }} as occurred_at,
-        e -> 'message' -> 'headers' ->> 'message-id' as provider_message_id,
+        {{ esp.epoch_iso('s.timestamp') }} as occurred_at,
+        s.message.headers."message-id" as provider_message_id,
         {{ esp.detail(
             "'provider': 'mailgun', 'event': event, 'severity': severity, 'reason': reason,"
-            ~ " 'status': e -> 'delivery-status' ->> 'code',"
-            ~ " 'diagnostic': coalesce(nullif(e -> 'delivery-status' ->> 'message', ''),"
-            ~ " nullif(e -> 'delivery-status' ->> 'description', ''), e -> 'reject' ->> 'reason'),"
-            ~ " 'url': e ->> 'url', 'machine': case when bot is not null then true end,"
-            ~ " 'bot': bot, 'user_agent': e -> 'client-info' ->> 'user-agent'"
+            ~ " 'status': status.code, 'diagnostic': coalesce(nullif(status.message, ''),"
+            ~ " nullif(status.description, ''), s.reject.reason),"
+            ~ " 'url': s.url, 'machine': case when bot is not null then true end,"
+            ~ " 'bot': bot, 'user_agent': s.\"client-info\".\"user-agent\""
         ) }} as detail,
         case
             when event = 'accepted'
                 then 'accepted: Mailgun accepted the email (our send is its email_sent)'
         end as skip,
         raw,
-    from typed
+    from named
 )
 
 select * from final
