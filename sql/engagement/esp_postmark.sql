@@ -8,21 +8,35 @@
 with
 
 records as (
+    -- one parse per record: json_transform reads every member the model uses at once
     select
         __line,
         j,
         raw,
         j is null as invalid,
-        j ->> 'RecordType' as event,
-        j ->> 'Type' as bounce_type,
-        coalesce(j ->> 'Recipient', j ->> 'Email') as recipient,
-        coalesce(j ->> 'DeliveredAt', j ->> 'BouncedAt', j ->> 'ReceivedAt', j ->> 'ChangedAt')
-            as occurred_at,
-        list_filter(
-            json_keys(j -> 'Metadata'),
-            lambda k: lower(k) in ('message_id', 'message-id', 'messageid')
-        )[1] as metadata_key,
+        json_transform(j, '{
+            "RecordType": "VARCHAR", "ID": "VARCHAR", "Type": "VARCHAR",
+            "TypeCode": "VARCHAR", "MessageID": "VARCHAR", "Recipient": "VARCHAR",
+            "Email": "VARCHAR", "DeliveredAt": "VARCHAR", "BouncedAt": "VARCHAR",
+            "ReceivedAt": "VARCHAR", "ChangedAt": "VARCHAR", "Description": "VARCHAR",
+            "Details": "VARCHAR", "OriginalLink": "VARCHAR", "UserAgent": "VARCHAR",
+            "Origin": "VARCHAR", "SuppressSending": "VARCHAR", "SuppressionReason": "VARCHAR",
+            "Metadata": "JSON", "Headers": [{"Name": "VARCHAR", "Value": "VARCHAR"}]
+        }') as s,
     from esp_records
+),
+
+named as (
+    select
+        *,
+        s.RecordType as event,
+        s.Type as bounce_type,
+        coalesce(s.Recipient, s.Email) as recipient,
+        coalesce(s.DeliveredAt, s.BouncedAt, s.ReceivedAt, s.ChangedAt) as occurred_at,
+        list_filter(
+            json_keys(s.Metadata), lambda k: lower(k) in ('message_id', 'message-id', 'messageid')
+        )[1] as metadata_key,
+    from records
 ),
 
 typed as (
@@ -46,12 +60,12 @@ typed as (
                 end
             when 'SubscriptionChange' then
                 case
-                    when (j ->> 'SuppressSending') = 'true'
-                        and coalesce(j ->> 'SuppressionReason', 'ManualSuppression')
+                    when s.SuppressSending = 'true'
+                        and coalesce(s.SuppressionReason, 'ManualSuppression')
                         = 'ManualSuppression' then 'unsubscribed'
                 end
         end as mapped,
-    from records
+    from named
 ),
 
 final as (
@@ -60,10 +74,8 @@ final as (
         0 as __sub,
         invalid,
         'postmark:' || case
-            when j ->> 'ID' is not null then coalesce(event, '') || ':' || (j ->> 'ID')
-            when j is not null then concat_ws(
-                ':', event, j ->> 'MessageID', recipient, occurred_at
-            )
+            when s.ID is not null then coalesce(event, '') || ':' || s.ID
+            when j is not null then concat_ws(':', event, s.MessageID, recipient, occurred_at)
         end as activity_id,
         recipient as email,
         coalesce(
@@ -73,25 +85,22 @@ final as (
         ) as type,
         occurred_at,
         coalesce(
-            json_extract_string(j -> 'Metadata', '$."' || metadata_key || '"'),
-            list_filter(
-                json_extract(j, '$.Headers[*]'), lambda h: lower(h ->> 'Name') = 'message-id'
-            )[1] ->> 'Value'
+            json_extract_string(s.Metadata, '$."' || metadata_key || '"'),
+            list_filter(s.Headers, lambda h: lower(h.Name) = 'message-id')[1].Value
         ) as provider_message_id,
         {{ esp.detail(
             "'provider': 'postmark', 'event': event, 'bounce_type': bounce_type,"
-            ~ " 'status': j ->> 'TypeCode',"
-            ~ " 'reason': coalesce(j ->> 'Description', j ->> 'SuppressionReason'),"
-            ~ " 'diagnostic': nullif(j ->> 'Details', ''), 'url': j ->> 'OriginalLink',"
-            ~ " 'user_agent': j ->> 'UserAgent', 'origin': j ->> 'Origin',"
+            ~ " 'status': s.TypeCode, 'reason': coalesce(s.Description, s.SuppressionReason),"
+            ~ " 'diagnostic': nullif(s.Details, ''), 'url': s.OriginalLink,"
+            ~ " 'user_agent': s.UserAgent, 'origin': s.Origin,"
             ~ " 'until': case when bounce_type = 'AutoResponder' then nullif("
-            ~ " regexp_extract(j ->> 'Details', '\\d{4}-\\d{2}-\\d{2}'), '') end,"
-            ~ " 'provider_message_id': j ->> 'MessageID'"
+            ~ " regexp_extract(s.Details, '\\d{4}-\\d{2}-\\d{2}'), '') end,"
+            ~ " 'provider_message_id': s.MessageID"
         ) }} as detail,
         case
-            when event = 'SubscriptionChange' and (j ->> 'SuppressSending') = 'true'
-                and j ->> 'SuppressionReason' in ('HardBounce', 'SpamComplaint')
-                then 'SubscriptionChange after a ' || (j ->> 'SuppressionReason')
+            when event = 'SubscriptionChange' and s.SuppressSending = 'true'
+                and s.SuppressionReason in ('HardBounce', 'SpamComplaint')
+                then 'SubscriptionChange after a ' || s.SuppressionReason
                     || ': Postmark reports that bounce or complaint as its own record'
         end as skip,
         raw,
