@@ -61,7 +61,9 @@ class SmsGateway(Strict):
 
 class Tracking(Strict):
     base_url: str
-    secret_env: str | None = None
+    # The variable holding the signing secret, or a list: the first signs, every one verifies
+    # (rotation: put the new variable first and keep the old one until its links age out).
+    secret_env: str | list[str] | None = None
 
 
 PERMISSIONS = frozenset({"view_sequences", "create_sequences", "admin"})
