@@ -267,6 +267,13 @@ def _print_outcomes(outcomes: dict[str, str], refused: frozenset[str]) -> int:
     return EXIT_OK
 
 
+def cmd_serve(p: Project, args: argparse.Namespace) -> int:
+    from pipelines.engagement.server import serve
+
+    serve(p.root, args.host, args.port)
+    return EXIT_OK
+
+
 # --- commands by name ---------------------------------------------------------------------
 
 COMMANDS: dict[str, Callable[[Project, argparse.Namespace], int]] = {
@@ -280,6 +287,7 @@ COMMANDS: dict[str, Callable[[Project, argparse.Namespace], int]] = {
     "send": cmd_send,
     "tasks": cmd_tasks,
     "metrics": cmd_metrics,
+    "serve": cmd_serve,
 }
 """Each command's handler; its arguments and help are in :mod:`pipelines.cli_args`."""
 

@@ -50,6 +50,10 @@ HELP: dict[str, tuple[str, str]] = {
         "sequencer tasks --user alice   |   sequencer tasks done TASK_ID --user alice"
         "   |   sequencer tasks --owner alice --user olga",
     ),
+    "serve": (
+        "Serve the tracking links (open pixel, clicks, one-click unsubscribe) over HTTP.",
+        "sequencer serve --host 0.0.0.0 --port 8080",
+    ),
     "metrics": (
         "Print per-sequence totals; --rebuild (operator/admin) rebuilds them and the snapshot.",
         "sequencer metrics --sequence outbound-q1   |   sequencer metrics --rebuild",
@@ -135,6 +139,9 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
             action="store_true",
             help="rebuild the tables and republish the reader snapshot (operator or admin)",
         )
+    elif name == "serve":
+        p.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
+        p.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
     elif name == "tasks":
         p.add_argument("verb", nargs="?", choices=["done"], help="`done TASK_ID` marks it done")
         p.add_argument("task_id", nargs="?", help="the task to mark done")

@@ -35,6 +35,7 @@ import duckdb
 from pipelines import db
 from pipelines.compile.condition import ConditionSchema
 from pipelines.compile.sequence import Compilation, CompiledSequence, compile_workspace
+from pipelines.engagement.spool import load_spool, spool_files
 from pipelines.errors import ErrorList, PermissionDenied, SequencerError, UsageError
 from pipelines.ingest.load import IngestResult, ingest_files
 from pipelines.instants import as_of_or_now, utc_now
@@ -317,15 +318,18 @@ class Project:
     def ingest(
         self, paths: list[Path] | None = None, *, tag: str | None = None
     ) -> list[IngestResult]:
-        """Load files (default: every file of ``imports/``); accounts, contacts, activities.
+        """Load files (default: every file of ``imports/``, then what the tracking server
+        spooled to ``imports/events/`` since the last load); accounts, contacts, activities.
         Each file is its own unit: one that cannot be read comes back with ``error`` set."""
         self._require_admin(self.workspace(), INGEST_REFUSED)
+        spool = paths is None and bool(spool_files(self.root))
         if paths is None:
             paths = sorted(p for p in (self.root / "imports").glob("*") if p.is_file())
-        if not paths:
+        if not paths and not spool:
             raise SequencerError("no files to ingest (give FILES or drop them into imports/)")
         with self.connection() as con:
-            return ingest_files(con, paths, tag=tag)
+            results = ingest_files(con, paths, tag=tag)
+            return results + (load_spool(con, self.root) if spool else [])
 
     def enroll(self, sequence: str, contact_ids: list[str], at: Instant = None) -> dict:
         """Request manual enrolment; the contacts enter at the sequence's next occurrence."""

@@ -51,6 +51,14 @@ create table if not exists quarantine (
 );
 
 -- One row per (file content, entity, tag) ever ingested: re-ingesting the same file is a no-op.
+-- The tracking server's spool files (pipelines/engagement/spool.py): how far each is loaded.
+create table if not exists event_spool (
+    file varchar primary key,           -- relative to the project root
+    loaded_bytes bigint not null,       -- everything before this offset is loaded
+    loaded_lines bigint not null,
+    loaded_at timestamp,
+);
+
 create table if not exists ingested_files (
     sha256 varchar not null,
     file varchar not null,

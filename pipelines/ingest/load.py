@@ -8,6 +8,7 @@ and good ones are merged in bulk. No Python runs per row. One file is one transa
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -202,7 +203,13 @@ def reset_staging(con) -> None:
 
 
 def load_staged_activities(
-    con: duckdb.DuckDBPyConnection, path: Path | str, *, digest: str, kind: str
+    con: duckdb.DuckDBPyConnection,
+    path: Path | str,
+    *,
+    digest: str,
+    kind: str,
+    first_line: int = 1,
+    atomic: bool = True,
 ) -> IngestResult:
     """Load the activity records an engagement door (ESP file, mailbox, event spool) staged in
     the temp table ``ingest_raw``: ``__text`` one JSON activity object per record (the
@@ -212,6 +219,8 @@ def load_staged_activities(
     transaction; a source whose ``digest`` was loaded before as ``kind`` is skipped, and an
     ``activity_id`` already stored is never inserted twice (the doors derive ids from the
     provider's event id or the message, so a re-delivered event is one activity).
+    ``first_line``: the source line of the first record (a spool file loaded in pieces);
+    ``atomic=False``: the caller holds the transaction (and writes its cursor in it).
     """
     path = Path(path)
     con.execute("set TimeZone = 'UTC'")
@@ -221,9 +230,11 @@ def load_staged_activities(
     ).fetchone()
     if seen:
         return IngestResult(str(path), kind, 0, 0, 0, True)
-    with transaction(con):
+    with transaction(con) if atomic else contextlib.nullcontext():
         stage_typed(con, "activities", "jsonl", {}, [], None)
-        quarantined = quarantine(con, path, "activities", "jsonl", {}, staged=True)
+        quarantined = quarantine(
+            con, path, "activities", "jsonl", {}, staged=True, line_offset=first_line - 1
+        )
         loaded, _ = merge(con, "activities", {}, [], None)
         good, total = con.execute(
             "select count(*) filter (where len(__reasons) = 0), count(*) from ingest_stg"
