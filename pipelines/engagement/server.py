@@ -37,7 +37,7 @@ from starlette.responses import (
 from starlette.routing import Route
 
 from pipelines.channels.message import MailConfigError
-from pipelines.channels.tracking import EPOCH_DAY, expired, tracking_secrets, verify_token
+from pipelines.channels.tracking import expired, tracking_secrets, verify_token
 from pipelines.engagement.spool import SPOOL_DIR, Spool, event_row
 from pipelines.errors import ConfigError
 from pipelines.workspace import load_users
@@ -48,6 +48,7 @@ NO_STORE = {"Cache-Control": "no-store, private", "X-Content-Type-Options": "nos
 # presents a bare "Mozilla/5.0"; the others are mail security scanners. Kept, marked machine.
 MACHINE_AGENTS = ("barracuda", "mimecast", "proofpoint", "symantec", "bot", "scanner")
 MAX_FORM_BYTES = 4096
+UNIX_EPOCH = dt.datetime(1970, 1, 1)
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="robots" content="noindex">
@@ -105,7 +106,7 @@ def create_app(
         """Append the event and wait until it is durable; HEAD and expired tokens record
         nothing."""
         at = now()
-        if request.method == "HEAD" or expired(payload, purpose, int(at.timestamp()) // EPOCH_DAY):
+        if request.method == "HEAD" or expired(payload, purpose, (at - UNIX_EPOCH).days):
             return
         agent = request.headers.get("user-agent", "")[:300]
         row = event_row(kind, payload, at, {"user_agent": agent, **detail})
