@@ -252,9 +252,7 @@ def _dsn(msg: Message) -> list[Classification]:
             header(block, "Action"), header(block, "Status"), header(block, "Diagnostic-Code")
         )
         diagnostic = header(block, "Diagnostic-Code") or None
-        out.append(
-            Classification(kind, recipient, status, diagnostic, matched, None, candidates)
-        )
+        out.append(Classification(kind, recipient, status, diagnostic, matched, None, candidates))
     return out
 
 
