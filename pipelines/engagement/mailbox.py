@@ -52,7 +52,8 @@ class MailboxResult:
     quarantined: int = 0
     not_ours: int = 0  # classifications that match none of our sends: not loaded
     from_us: int = 0  # mail we sent: never a reply
-    error: str | None = None
+    error: str | None = None  # the batch could not be read at all
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
