@@ -17,6 +17,7 @@ import email
 import re
 from dataclasses import dataclass
 from email import policy
+from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 from enum import StrEnum
@@ -112,12 +113,25 @@ _MSGID = re.compile(r"<[^<>\s]+>")
 
 
 def header(msg: Message, name: str) -> str:
-    """A header as text ('' when absent); a malformed one is read as its raw text."""
+    """A header as text ('' when absent), whitespace folded; one the parser chokes on is read
+    raw (its encoded words decoded when they can be).
+
+    >>> header(parse(b"Subject: =?utf-8?Q?R=C3=A9ponse?=\\r\\n   automatique\\r\\n\\r\\n"), "Subject")
+    'Réponse automatique'
+    """
     try:
         value = msg.get(name)
-    except (ValueError, IndexError, TypeError, AttributeError):
-        value = msg.get_all(name, failobj=[""])[0] if hasattr(msg, "get_all") else ""
+    except (ValueError, IndexError, TypeError, AttributeError, LookupError):
+        value = _raw_header(msg, name)
     return " ".join(str(value or "").split())
+
+
+def _raw_header(msg: Message, name: str) -> str:
+    raw = next((str(v) for k, v in msg.raw_items() if k.lower() == name.lower()), "")
+    try:
+        return str(make_header(decode_header(raw)))
+    except (ValueError, IndexError, TypeError, LookupError, UnicodeError):
+        return raw
 
 
 def envelope(msg: Message) -> Envelope:

@@ -24,7 +24,15 @@ import duckdb
 
 from pipelines import sqlrun
 from pipelines.channels.message import domain_of
-from pipelines.engagement.classify import ACTIVITY_TYPE, Kind, classify_message, envelope, parse
+from pipelines.engagement.classify import (
+    ACTIVITY_TYPE,
+    Classification,
+    Kind,
+    classify_message,
+    envelope,
+    parse,
+    referenced_ids,
+)
 from pipelines.errors import IngestError, Location
 from pipelines.ingest.load import load_staged_activities, reset_staging
 from pipelines.models import UsersFile
@@ -84,7 +92,7 @@ def classified(mails: Iterable[Mail], ours: Ours, now: dt.datetime) -> list[dict
         msg = parse(mail.raw)
         env = envelope(msg)
         key = env.message_id or f"sha256:{hashlib.sha256(mail.raw).hexdigest()}"
-        for c in classify_message(msg):
+        for c in _classifications(msg):
             rows.append(
                 {
                     "rec": len(rows) + 1,
@@ -105,6 +113,16 @@ def classified(mails: Iterable[Mail], ours: Ours, now: dt.datetime) -> list[dict
                 }
             )
     return rows
+
+
+def _classifications(msg) -> list[Classification]:
+    """The message's classifications; one the parser cannot take apart is ``other`` (a
+    matched one is quarantined with its summary, never dropped silently)."""
+    try:
+        return classify_message(msg)
+    except (ValueError, IndexError, TypeError, LookupError, AttributeError, UnicodeError) as exc:
+        reason = f"could not be parsed: {type(exc).__name__}"
+        return [Classification(Kind.OTHER, diagnostic=reason, candidates=referenced_ids(msg))]
 
 
 COLUMNS = (
