@@ -39,6 +39,11 @@ users:
     role: rep
     inbox: {{host: 127.0.0.1, port: {imap}, username: bruno, password_env: BRUNO_IMAP_PW,
              tls: false}}
+  - id: carl
+    email: carl@acme.example
+    role: rep
+    inbox: {{host: 127.0.0.1, port: {imap}, username: carl, password_env: CARL_IMAP_PW,
+             tls: false}}
   - {{id: olga, email: olga@acme.example, role: admin}}
 roles: {{rep: [view_sequences, create_sequences], admin: [admin]}}
 """
@@ -126,16 +131,20 @@ def test_poll_replies_auto_replies_and_bounces_then_their_effect_at_the_next_tic
     monkeypatch.setenv("ALICE_IMAP_PW", PASSWORD)
     monkeypatch.setenv("BOB_IMAP_PW", "whatever")  # set, but nothing listens on bob's port
     monkeypatch.delenv("BRUNO_IMAP_PW", raising=False)
+    monkeypatch.setenv("CARL_IMAP_PW", "wrong")  # the server has no such account
     with Imap("alice", PASSWORD) as imap:
         root, db, con = build(tmp_path, smtp_sink.port, imap.port)
         ids = send_intro(root, db, con, smtp_sink)
         imap.append(*engagement(ids))
 
-        # every user's inbox: bob's server is down, bruno's password is not set: reported,
-        # alice's is read all the same
+        # every user's inbox: bob's server is down, bruno's password is not set, carl's login
+        # is refused: each reported, alice's is read all the same
         code, out, err = cli(capsys, "mailbox", "poll", "--project", str(root), "--db", str(db))
         assert code == 1
-        assert "imap://bob@127.0.0.1" in err and "cannot read the inbox" in err
+        errors = err.strip().splitlines()
+        assert len(errors) == 3 and all(e.startswith("error: imap://") for e in errors)
+        assert "imap://bob@127.0.0.1" in errors[0] and "cannot read the inbox" in errors[0]
+        assert "imap://carl@127.0.0.1" in errors[2] and "cannot read the inbox" in errors[2]
         assert "BRUNO_IMAP_PW (user 'bruno' inbox password_env) is not set" in err
         [line] = [x for x in out.splitlines() if x.startswith("imap://alice@")]
         assert "8 message(s)" in line and "loaded 6" in line

@@ -200,3 +200,27 @@ def test_the_cursor_commits_with_the_load_or_not_at_all(project):
     assert con.execute("select count(*) from mailbox_cursors").fetchone() == (0,)
     assert con.execute("select count(*) from activities").fetchone() == (0,)
     con.close()
+
+
+def test_a_dsn_without_the_returned_headers_matches_by_the_failed_recipient(
+    project, tmp_path, capsys
+):
+    root, db = project
+    dsn = (
+        "From: MAILER-DAEMON@mx.example\r\nSubject: failure\r\nMessage-ID: <d1@mx.example>\r\n"
+        "Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n\r\n"
+        "--b\r\nContent-Type: text/plain\r\n\r\nsorry\r\n"
+        "--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx\r\n\r\n"
+        "Final-Recipient: rfc822; REP@x.example\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        "\r\n--b--\r\n"
+    )
+    eml = tmp_path / "dsn.eml"
+    eml.write_bytes(dsn.encode())
+    assert run(capsys, root, db, "import", str(eml))[0] == 0
+    con = connect(db)
+    [(contact_id, type_, message_id, detail)] = con.execute(
+        "select contact_id, type, message_id, detail from activities"
+    ).fetchall()
+    con.close()
+    assert (contact_id, type_, message_id) == ("rep", "email_bounced", SENT)
+    assert json.loads(detail)["match"] == "address"
