@@ -1,5 +1,7 @@
 """``sequencer mailbox poll|import``: who may do what, and what is printed (the argument
 parsing is :mod:`pipelines.cli_args`'s, the work :mod:`.mailbox`'s and :mod:`.inbox`'s).
+:func:`poll_inboxes` and :func:`import_mail` take a :class:`~pipelines.project.Project`: the
+CLI, a Dagster asset and the tests share them.
 
 - ``poll`` as ``--user U`` reads U's inbox; as the operator, every user's. A user whose inbox
   cannot be read (password not set, server down, login refused) is one ``error:`` line and
@@ -13,10 +15,11 @@ parsing is :mod:`pipelines.cli_args`'s, the work :mod:`.mailbox`'s and :mod:`.in
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,30 +39,55 @@ IMPORT_REFUSED = (
 )
 
 
-def run(project: Project, args: argparse.Namespace) -> int:
-    """The ``mailbox`` command; its exit code (0 ok, 1 a batch could not be read)."""
+def poll_inboxes(
+    project: Project,
+    *,
+    con: duckdb.DuckDBPyConnection | None = None,
+    environ: Mapping[str, str] | None = None,
+    now: dt.datetime | None = None,
+) -> list[MailboxResult]:
+    """``mailbox poll``: the acting user's inbox (the operator: every user's), loaded; one
+    result per user. The one path of the CLI, the scheduler and the tests."""
     ws = project.workspace()
     actor = project.actor(ws)  # an unknown user is refused first
-    now = utc_now()
-    if args.verb == "poll":
-        with project.connection() as con:
-            users = inbox_users(ws, actor.user_id)
-            return report(poll(con, ws, users, os.environ, now))
-    paths = [Path(f) for f in args.files]
-    if args.dry_run:
-        failed = 0
-        with _read_only(project) as con:
-            for row in dry_run(con, paths, ws.users, now):
-                if "error" in row:
-                    failed += 1
-                    print(f"error: {row['file']}: {row['error']}", file=sys.stderr)
-                else:
-                    print(json.dumps(row, ensure_ascii=False))
-        return 1 if failed else 0
-    if not sees_all(ws, actor):
+    with project.connection(con) as c:
+        users = inbox_users(ws, actor.user_id)
+        return poll(c, ws, users, os.environ if environ is None else environ, now or utc_now())
+
+
+def import_mail(
+    project: Project,
+    paths: list[Path],
+    *,
+    con: duckdb.DuckDBPyConnection | None = None,
+    now: dt.datetime | None = None,
+) -> list[MailboxResult]:
+    """``mailbox import``: load .eml, mbox and Maildir files (the operator or an admin)."""
+    ws = project.workspace()
+    if not sees_all(ws, project.actor(ws)):
         raise PermissionDenied(IMPORT_REFUSED)
-    with project.connection() as con:
-        return report(import_files(con, paths, ws.users, now))
+    with project.connection(con) as c:
+        return import_files(c, paths, ws.users, now or utc_now())
+
+
+def run(project: Project, args: argparse.Namespace) -> int:
+    """The ``mailbox`` command; its exit code (0 ok, 1 a batch could not be read)."""
+    if args.verb == "poll":
+        return report(poll_inboxes(project))
+    paths = [Path(f) for f in args.files]
+    if not args.dry_run:
+        return report(import_mail(project, paths))
+    ws = project.workspace()
+    project.actor(ws)  # an unknown user is refused
+    failed = 0
+    with _read_only(project) as con:
+        for row in dry_run(con, paths, ws.users, utc_now()):
+            if "error" in row:
+                failed += 1
+                print(f"error: {row['file']}: {row['error']}", file=sys.stderr)
+            else:
+                print(json.dumps(row, ensure_ascii=False))
+    return 1 if failed else 0
 
 
 def report(results: list[MailboxResult]) -> int:
