@@ -76,14 +76,14 @@ def classify_message(msg: Message) -> list[Classification]:
 # --- auto-replies ----------------------------------------------------------------------------
 
 OOO_SUBJECT = re.compile(
-    r"out of (the )?office|\bautomatic reply\b|^\s*auto:|\bauto[- ]?reply\b|\bautoreply\b"
-    r"|\bauto[- ]?response\b|\bautoresponder\b|\bon vacation\b"
-    r"|abwesenheitsnotiz|automatische antwort|\babwesend\b"
-    r"|r[ée]ponse automatique|message d'absence|\babsence\b|\babsent\b"
-    r"|respuesta autom[áa]tica|fuera de la oficina|\bausente\b"
-    r"|\bafwezig\b|automatisch antwoord|niet aanwezig"
-    r"|risposta automatica|fuori ufficio|\bassente\b"
-    r"|resposta autom[áa]tica|fora do escrit[óo]rio",
+    # phrases that say it anywhere in the subject ("Automatic reply: Quick question")
+    r"out of (the )?office|\bautomatic reply\b|\bauto[- ]?reply\b|\bautoreply\b"
+    r"|\bauto[- ]?response\b|\bautoresponder\b"
+    r"|abwesenheitsnotiz|automatische antwort|r[ée]ponse automatique|message d'absence"
+    r"|respuesta autom[áa]tica|fuera de la oficina|automatisch antwoord|niet aanwezig"
+    r"|risposta automatica|fuori ufficio|resposta autom[áa]tica|fora do escrit[óo]rio"
+    # single words only as the subject's first word: "Re: Absence management demo" is a reply
+    r"|^\s*(auto:|(on vacation|abwesend|absence|absent|ausente|afwezig|assente)\b)",
     re.IGNORECASE,
 )
 """Out-of-office subjects: English, German, French, Spanish, Dutch, Italian, Portuguese."""

@@ -150,7 +150,14 @@ def test_auto_reply_signals(headers):
 
 
 @pytest.mark.parametrize(
-    "headers", ["Auto-Submitted: no", "Precedence: list", "Subject: Re: office hours question"]
+    "headers",
+    [
+        "Auto-Submitted: no",
+        "Precedence: list",
+        "Subject: Re: office hours question",
+        "Subject: Re: Absence management demo",  # a word of an OOO subject, not leading
+        "Subject: RE: the absent-minded CFO",
+    ],
 )
 def test_not_auto_reply_signals(headers):
     raw = f"From: a@b.example\r\n{headers}\r\n\r\nHi\r\n"
