@@ -58,21 +58,9 @@ class EngagementDoors(contextlib.AbstractContextManager):
             port, username, password_env = inbox
             self._imap.append(
                 subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "pymap",
-                        "--port",
-                        str(port),
-                        "--no-tls",
-                        "dict",
-                        "--demo-user",
-                        username,
-                        "--demo-password",
-                        os.environ[password_env],
-                    ],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
+                    [sys.executable, "-m", "pymap", "--port", str(port), "--no-tls", "dict",
+                     "--demo-user", username, "--demo-password", os.environ[password_env]],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 )  # fmt: skip
             )
         app = create_app(self.project, clock=self.clock)
