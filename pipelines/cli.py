@@ -268,10 +268,14 @@ def _print_outcomes(outcomes: dict[str, str], refused: frozenset[str]) -> int:
 
 
 def cmd_serve(p: Project, args: argparse.Namespace) -> int:
-    from pipelines.engagement.server import serve
-
-    serve(p.root, args.host, args.port)
+    p.serve(args.host, args.port)
     return EXIT_OK
+
+
+def cmd_mailbox(p: Project, args: argparse.Namespace) -> int:
+    from pipelines.engagement import commands  # imap_tools only when the command runs
+
+    return commands.run(p, args)
 
 
 # --- commands by name ---------------------------------------------------------------------
@@ -288,6 +292,7 @@ COMMANDS: dict[str, Callable[[Project, argparse.Namespace], int]] = {
     "tasks": cmd_tasks,
     "metrics": cmd_metrics,
     "serve": cmd_serve,
+    "mailbox": cmd_mailbox,
 }
 """Each command's handler; its arguments and help are in :mod:`pipelines.cli_args`."""
 

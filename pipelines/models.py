@@ -42,6 +42,16 @@ class Mailbox(Strict):
     password_env: str | None = None
 
 
+class Inbox(Strict):
+    """The IMAP inbox ``sequencer mailbox poll`` reads for replies and bounces (SPEC 10)."""
+
+    host: str
+    port: int = 993
+    username: str
+    password_env: str
+    tls: bool = True
+
+
 class User(Strict):
     id: str
     email: str
@@ -50,6 +60,7 @@ class User(Strict):
     timezone: str = "UTC"
     daily_email_limit: int = Field(default=500, ge=0)
     mailbox: Mailbox | None = None
+    inbox: Inbox | None = None
 
     _tz = field_validator("timezone")(check_timezone)
 

@@ -63,6 +63,7 @@ FUTURE_SLACK = dt.timedelta(days=1)
 RUN_REFUSED = "run ticks every sequence: it is for the operator or an admin"
 INGEST_REFUSED = "ingest writes every user's contacts: it is for the operator or an admin"
 SEND_REFUSED = "send and its review are for the operator or an admin"
+SERVE_REFUSED = "serve records every user's engagement: it is for the operator or an admin"
 METRICS_REFUSED = (
     "metrics --rebuild rewrites the tables and the reader snapshot: it is for the operator "
     "or an admin (without --rebuild, metrics reads them as last built)"
@@ -330,6 +331,13 @@ class Project:
         with self.connection() as con:
             results = ingest_files(con, paths, tag=tag)
             return results + (load_spool(con, self.root) if spool else [])
+
+    def serve(self, host: str, port: int) -> None:
+        """Run the tracking server (SPEC 10) until interrupted; it never opens the database."""
+        from pipelines.engagement.server import serve
+
+        self._require_admin(self.workspace(), SERVE_REFUSED)
+        serve(self.root, host, port)
 
     def enroll(self, sequence: str, contact_ids: list[str], at: Instant = None) -> dict:
         """Request manual enrolment; the contacts enter at the sequence's next occurrence."""

@@ -221,3 +221,16 @@ def missing_secrets(ws: Workspace, environ: Mapping[str, str]) -> list[Sequencer
                 at = Location(file=ws.source(name), sequence=name)
                 errors.append(ConfigError(f"environment variable {var} ({what}) is not set", at))
     return errors
+
+
+def missing_inbox_secrets(ws: Workspace, environ: Mapping[str, str]) -> dict[str, str]:
+    """User id → the reason their ``inbox:`` cannot be read (its ``password_env`` unset).
+
+    Only ``mailbox poll`` reports these, as warnings: an inbox never blocks ``send`` or
+    ``run``, so they are not part of :func:`missing_secrets`."""
+    return {
+        user.id: f"environment variable {user.inbox.password_env} (user {user.id!r} inbox "
+        "password_env) is not set"
+        for user in ws.users.users
+        if user.inbox and not environ.get(user.inbox.password_env)
+    }

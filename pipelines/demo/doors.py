@@ -20,6 +20,8 @@ import httpx
 from pipelines.demo.recipients import Doors
 from pipelines.workspace import Workspace
 
+PYMAP = "import sys; from pymap.main import main; sys.exit(main())"  # it has no __main__
+
 
 class DemoClock:
     """The instant the tracking server stamps on events: the simulated time of the request."""
@@ -60,8 +62,8 @@ class EngagementDoors(contextlib.AbstractContextManager):
                 subprocess.Popen(
                     [
                         sys.executable,
-                        "-m",
-                        "pymap",
+                        "-c",
+                        PYMAP,
                         "--port",
                         str(port),
                         "--no-tls",

@@ -27,7 +27,6 @@ import uuid
 from concurrent.futures import Future
 from pathlib import Path
 
-from pipelines.db import transaction
 from pipelines.ingest.load import IngestResult, load_staged_activities, reset_staging
 from pipelines.ingest.read import NO_DELIMITER
 
@@ -172,13 +171,14 @@ def _load_chunk(con, path: Path, name: str, chunk: bytes, offset: int, lines: in
             {"path": scratch.name, "delim": NO_DELIMITER},
         )
     count = chunk.count(b"\n")
-    with transaction(con):
-        result = load_staged_activities(
-            con, path, digest=digest, kind="events", first_line=lines + 1, atomic=False
-        )
+
+    def advance(con) -> None:  # the offset commits with the load (or not at all)
         con.execute(
             "insert or replace into event_spool (file, loaded_bytes, loaded_lines, loaded_at)"
             " values ($1, $2, $3, now()::timestamp)",
             [name, offset + len(chunk), lines + count],
         )
-    return result
+
+    return load_staged_activities(
+        con, path, digest=digest, kind="events", first_line=lines + 1, within=advance
+    )

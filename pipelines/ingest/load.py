@@ -8,9 +8,9 @@ and good ones are merged in bulk. No Python runs per row. One file is one transa
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,7 +209,7 @@ def load_staged_activities(
     digest: str,
     kind: str,
     first_line: int = 1,
-    atomic: bool = True,
+    within: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
 ) -> IngestResult:
     """Load the activity records an engagement door (ESP file, mailbox, event spool) staged in
     the temp table ``ingest_raw``: ``__text`` one JSON activity object per record (the
@@ -219,8 +219,9 @@ def load_staged_activities(
     transaction; a source whose ``digest`` was loaded before as ``kind`` is skipped, and an
     ``activity_id`` already stored is never inserted twice (the doors derive ids from the
     provider's event id or the message, so a re-delivered event is one activity).
-    ``first_line``: the source line of the first record (a spool file loaded in pieces);
-    ``atomic=False``: the caller holds the transaction (and writes its cursor in it).
+    ``first_line``: the source line of the first record (a spool file loaded in pieces).
+    ``within`` runs in the same transaction (a skipped source too): a door's own
+    bookkeeping, such as the mailbox's IMAP cursor, commits with the load or not at all.
     """
     path = Path(path)
     con.execute("set TimeZone = 'UTC'")
@@ -229,8 +230,13 @@ def load_staged_activities(
         [digest, kind],
     ).fetchone()
     if seen:
+        if within is not None:
+            with transaction(con):
+                within(con)
         return IngestResult(str(path), kind, 0, 0, 0, True)
-    with transaction(con) if atomic else contextlib.nullcontext():
+    with transaction(con):
+        if within is not None:
+            within(con)
         stage_typed(con, "activities", "jsonl", {}, [], None)
         quarantined = quarantine(
             con, path, "activities", "jsonl", {}, staged=True, line_offset=first_line - 1
