@@ -93,44 +93,67 @@ def create_app(
         secrets = tracking_secrets(users.tracking, dict(os.environ if env is None else env))
     except MailConfigError as exc:
         raise ConfigError(f"cannot serve tracking links: {exc}") from None
-    now = clock or _utcnow
-    spool = Spool(root / SPOOL_DIR)
+    doors = TrackingDoors(secrets, Spool(root / SPOOL_DIR), clock or _utcnow)
+    routes = [
+        Route("/o/{token}.gif", doors.pixel, methods=["GET", "HEAD"]),
+        Route("/c/{token}", doors.click, methods=["GET", "HEAD"]),
+        Route("/u/{token}", doors.unsubscribe, methods=["GET", "HEAD", "POST"]),
+        Route("/healthz", doors.healthz, methods=["GET", "HEAD"]),
+    ]
 
-    def verified(request: Request, purpose: str) -> dict | None:
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        doors.spool.close()
+
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_exception_handler(404, lambda request, exc: _not_found())
+    app.add_exception_handler(405, lambda request, exc: _not_found(405))
+    app.state.spool = doors.spool
+    return app
+
+
+class TrackingDoors:
+    """The endpoints: verify the token for its purpose, record, answer."""
+
+    def __init__(self, secrets: list[bytes], spool: Spool, now: Callable[[], dt.datetime]):
+        self.secrets, self.spool, self.now = secrets, spool, now
+
+    def verified(self, request: Request, purpose: str) -> dict | None:
         try:
-            return verify_token(secrets, request.path_params["token"], purpose)
+            return verify_token(self.secrets, request.path_params["token"], purpose)
         except ValueError:
             return None
 
-    async def record(request: Request, kind: str, payload: dict, purpose: str, **detail):
+    async def record(self, request: Request, kind: str, payload: dict, purpose: str, **detail):
         """Append the event and wait until it is durable; HEAD and expired tokens record
         nothing."""
-        at = now()
+        at = self.now()
         if request.method == "HEAD" or expired(payload, purpose, (at - UNIX_EPOCH).days):
             return
         agent = request.headers.get("user-agent", "")[:300]
         row = event_row(kind, payload, at, {"user_agent": agent, **detail})
-        await asyncio.wrap_future(spool.submit(row))
+        await asyncio.wrap_future(self.spool.submit(row))
 
-    async def pixel(request: Request) -> Response:
-        payload = verified(request, "o")
+    async def pixel(self, request: Request) -> Response:
+        payload = self.verified(request, "o")
         if payload is None:
             return _not_found()
         agent = request.headers.get("user-agent", "")
         detail = {"machine": True} if machine_agent(agent) else {}
-        await record(request, "email_opened", payload, "o", **detail)
+        await self.record(request, "email_opened", payload, "o", **detail)
         return Response(PIXEL, media_type="image/gif", headers=NO_STORE)
 
-    async def click(request: Request) -> Response:
-        payload = verified(request, "c")
+    async def click(self, request: Request) -> Response:
+        payload = self.verified(request, "c")
         url = payload.get("u") if payload else None
         if not isinstance(url, str) or not url.lower().startswith(("https://", "http://")):
             return _not_found()
-        await record(request, "email_clicked", payload, "c", url=url)
+        await self.record(request, "email_clicked", payload, "c", url=url)
         return RedirectResponse(url, status_code=302, headers=NO_STORE)
 
-    async def unsubscribe(request: Request) -> Response:
-        payload = verified(request, "u")
+    async def unsubscribe(self, request: Request) -> Response:
+        payload = self.verified(request, "u")
         if payload is None:
             return _not_found()
         if request.method in ("GET", "HEAD"):
@@ -141,29 +164,11 @@ def create_app(
             if len(body) > MAX_FORM_BYTES:
                 break
         one_click = b"List-Unsubscribe=One-Click" in body
-        await record(request, "unsubscribed", payload, "u", one_click=one_click)
+        await self.record(request, "unsubscribed", payload, "u", one_click=one_click)
         return _page("Unsubscribed", DONE)
 
-    async def healthz(request: Request) -> Response:
-        return JSONResponse({"ok": True, "events_written": spool.written}, headers=NO_STORE)
-
-    routes = [
-        Route("/o/{token}.gif", pixel, methods=["GET", "HEAD"]),
-        Route("/c/{token}", click, methods=["GET", "HEAD"]),
-        Route("/u/{token}", unsubscribe, methods=["GET", "HEAD", "POST"]),
-        Route("/healthz", healthz, methods=["GET", "HEAD"]),
-    ]
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app):
-        yield
-        spool.close()
-
-    app = Starlette(routes=routes, lifespan=lifespan)
-    app.add_exception_handler(404, lambda request, exc: _not_found())
-    app.add_exception_handler(405, lambda request, exc: _not_found(405))
-    app.state.spool = spool
-    return app
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({"ok": True, "events_written": self.spool.written}, headers=NO_STORE)
 
 
 def _not_found(status: int = 404) -> Response:
