@@ -51,6 +51,7 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(BIN)/python bench/ingest_bench.py
 	$(BIN)/python bench/tick_bench.py
+	$(BIN)/python bench/serve_bench.py --requests 3000
 
 dev: $(STAMP)
 	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml

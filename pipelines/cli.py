@@ -267,6 +267,17 @@ def _print_outcomes(outcomes: dict[str, str], refused: frozenset[str]) -> int:
     return EXIT_OK
 
 
+def cmd_serve(p: Project, args: argparse.Namespace) -> int:
+    p.serve(args.host, args.port)
+    return EXIT_OK
+
+
+def cmd_mailbox(p: Project, args: argparse.Namespace) -> int:
+    from pipelines.engagement import commands  # imap_tools only when the command runs
+
+    return commands.run(p, args)
+
+
 # --- commands by name ---------------------------------------------------------------------
 
 COMMANDS: dict[str, Callable[[Project, argparse.Namespace], int]] = {
@@ -280,6 +291,8 @@ COMMANDS: dict[str, Callable[[Project, argparse.Namespace], int]] = {
     "send": cmd_send,
     "tasks": cmd_tasks,
     "metrics": cmd_metrics,
+    "serve": cmd_serve,
+    "mailbox": cmd_mailbox,
 }
 """Each command's handler; its arguments and help are in :mod:`pipelines.cli_args`."""
 

@@ -50,6 +50,15 @@ HELP: dict[str, tuple[str, str]] = {
         "sequencer tasks --user alice   |   sequencer tasks done TASK_ID --user alice"
         "   |   sequencer tasks --owner alice --user olga",
     ),
+    "serve": (
+        "Serve the tracking links (open pixel, clicks, one-click unsubscribe) over HTTP.",
+        "sequencer serve --host 0.0.0.0 --port 8080",
+    ),
+    "mailbox": (
+        "Read replies, auto-replies, bounces and complaints: poll users' IMAP inboxes, or "
+        "import .eml/mbox/Maildir (--dry-run: classify only, write nothing).",
+        "sequencer mailbox poll   |   sequencer mailbox import --dry-run bounces.mbox",
+    ),
     "metrics": (
         "Print per-sequence totals; --rebuild (operator/admin) rebuilds them and the snapshot.",
         "sequencer metrics --sequence outbound-q1   |   sequencer metrics --rebuild",
@@ -141,9 +150,38 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
             action="store_true",
             help="rebuild the tables and republish the reader snapshot (operator or admin)",
         )
+    elif name == "serve":
+        p.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
+        p.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
+    elif name == "mailbox":
+        add_mailbox_verbs(p)
     elif name == "tasks":
         p.add_argument("verb", nargs="?", choices=["done"], help="`done TASK_ID` marks it done")
         p.add_argument("task_id", nargs="?", help="the task to mark done")
         p.add_argument("--all", action="store_true", help="include done tasks")
         p.add_argument("--owner", help="list this user's queue (admins and the operator: any)")
         p.add_argument("--as-of", help="with done: completed at this instant (default: now)")
+
+
+def add_mailbox_verbs(p: argparse.ArgumentParser) -> None:
+    """``mailbox poll`` and ``mailbox import [--dry-run] FILE…`` as sub-commands, so that
+    ``--dry-run`` may stand between the verb and the files. The common options are accepted
+    after the verb too (suppressed defaults: the ones parsed before the verb stand)."""
+    common = argparse.ArgumentParser(add_help=False)
+    for option in ("--project", "--db", "--user"):
+        common.add_argument(option, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    verbs = p.add_subparsers(dest="verb", required=True, metavar="VERB")
+    verbs.add_parser(
+        "poll",
+        parents=[common],
+        help="read each user's inbox: (IMAP) from the last UID seen; --user U: only U's",
+    )
+    imp = verbs.add_parser(
+        "import", parents=[common], help="read .eml files, mbox files and Maildir folders"
+    )
+    imp.add_argument("files", nargs="+", metavar="FILE", help=".eml, mbox or Maildir")
+    imp.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print one JSON object per message and recipient; write nothing",
+    )

@@ -42,6 +42,16 @@ class Mailbox(Strict):
     password_env: str | None = None
 
 
+class Inbox(Strict):
+    """The IMAP inbox ``sequencer mailbox poll`` reads for replies and bounces (SPEC 10)."""
+
+    host: str
+    port: int = 993
+    username: str
+    password_env: str
+    tls: bool = True
+
+
 class User(Strict):
     id: str
     email: str
@@ -50,6 +60,7 @@ class User(Strict):
     timezone: str = "UTC"
     daily_email_limit: int = Field(default=500, ge=0)
     mailbox: Mailbox | None = None
+    inbox: Inbox | None = None
 
     _tz = field_validator("timezone")(check_timezone)
 
@@ -61,7 +72,9 @@ class SmsGateway(Strict):
 
 class Tracking(Strict):
     base_url: str
-    secret_env: str | None = None
+    # The variable holding the signing secret, or a list: the first signs, every one verifies
+    # (rotation: put the new variable first and keep the old one until its links age out).
+    secret_env: str | list[str] | None = None
 
 
 PERMISSIONS = frozenset({"view_sequences", "create_sequences", "admin"})

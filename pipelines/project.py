@@ -35,6 +35,7 @@ import duckdb
 from pipelines import db
 from pipelines.compile.condition import ConditionSchema
 from pipelines.compile.sequence import Compilation, CompiledSequence, compile_workspace
+from pipelines.engagement.spool import load_spool, spool_files
 from pipelines.errors import ErrorList, PermissionDenied, SequencerError, UsageError
 from pipelines.ingest.load import IngestResult, ingest_files
 from pipelines.instants import as_of_or_now, utc_now
@@ -62,6 +63,7 @@ FUTURE_SLACK = dt.timedelta(days=1)
 RUN_REFUSED = "run ticks every sequence: it is for the operator or an admin"
 INGEST_REFUSED = "ingest writes every user's contacts: it is for the operator or an admin"
 SEND_REFUSED = "send and its review are for the operator or an admin"
+SERVE_REFUSED = "serve records every user's engagement: it is for the operator or an admin"
 METRICS_REFUSED = (
     "metrics --rebuild rewrites the tables and the reader snapshot: it is for the operator "
     "or an admin (without --rebuild, metrics reads them as last built)"
@@ -317,16 +319,26 @@ class Project:
     def ingest(
         self, paths: list[Path] | None = None, *, tag: str | None = None, fmt: str | None = None
     ) -> list[IngestResult]:
-        """Load files (default: every file of ``imports/``); accounts, contacts, activities,
+        """Load files (default: every file of ``imports/``, then what the tracking server
+        spooled to ``imports/events/`` since the last load); accounts, contacts, activities,
         then ESP event files (recognized by content, or all read as ``fmt``: SPEC 10).
         Each file is its own unit: one that cannot be read comes back with ``error`` set."""
         self._require_admin(self.workspace(), INGEST_REFUSED)
+        spool = paths is None and bool(spool_files(self.root))
         if paths is None:
             paths = sorted(p for p in (self.root / "imports").glob("*") if p.is_file())
-        if not paths:
+        if not paths and not spool:
             raise SequencerError("no files to ingest (give FILES or drop them into imports/)")
         with self.connection() as con:
-            return ingest_files(con, paths, tag=tag, fmt=fmt)
+            results = ingest_files(con, paths, tag=tag, fmt=fmt)
+            return results + (load_spool(con, self.root) if spool else [])
+
+    def serve(self, host: str, port: int) -> None:
+        """Run the tracking server (SPEC 10) until interrupted; it never opens the database."""
+        from pipelines.engagement.server import serve
+
+        self._require_admin(self.workspace(), SERVE_REFUSED)
+        serve(self.root, host, port)
 
     def enroll(self, sequence: str, contact_ids: list[str], at: Instant = None) -> dict:
         """Request manual enrolment; the contacts enter at the sequence's next occurrence."""

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from pipelines.channels.tracking import secret_names
 from pipelines.errors import ConfigError, ErrorList, Location, SequencerError
 from pipelines.models import Sequence, UsersFile
 
@@ -207,7 +208,8 @@ def missing_secrets(ws: Workspace, environ: Mapping[str, str]) -> list[Sequencer
                     and users.tracking.secret_env
                     and (step.track_opens or step.track_clicks or step.unsubscribe_link)
                 ):
-                    needed[users.tracking.secret_env] = "tracking.secret_env"
+                    first = secret_names(users.tracking)[0]
+                    needed[first] = "tracking.secret_env"
                 sender = users.user(seq.owner if step.from_ == "owner" else step.from_)
                 box = sender.mailbox if sender else None
                 if box and box.username and box.password_env:
@@ -219,3 +221,16 @@ def missing_secrets(ws: Workspace, environ: Mapping[str, str]) -> list[Sequencer
                 at = Location(file=ws.source(name), sequence=name)
                 errors.append(ConfigError(f"environment variable {var} ({what}) is not set", at))
     return errors
+
+
+def missing_inbox_secrets(ws: Workspace, environ: Mapping[str, str]) -> dict[str, str]:
+    """User id → the reason their ``inbox:`` cannot be read (its ``password_env`` unset).
+
+    Only ``mailbox poll`` reports these, as warnings: an inbox never blocks ``send`` or
+    ``run``, so they are not part of :func:`missing_secrets`."""
+    return {
+        user.id: f"environment variable {user.inbox.password_env} (user {user.id!r} inbox "
+        "password_env) is not set"
+        for user in ws.users.users
+        if user.inbox and not environ.get(user.inbox.password_env)
+    }

@@ -51,6 +51,14 @@ create table if not exists quarantine (
 );
 
 -- One row per (file content, entity, tag) ever ingested: re-ingesting the same file is a no-op.
+-- The tracking server's spool files (pipelines/engagement/spool.py): how far each is loaded.
+create table if not exists event_spool (
+    file varchar primary key,           -- relative to the project root
+    loaded_bytes bigint not null,       -- everything before this offset is loaded
+    loaded_lines bigint not null,
+    loaded_at timestamp,
+);
+
 create table if not exists ingested_files (
     sha256 varchar not null,
     file varchar not null,
@@ -230,3 +238,16 @@ create or replace temp macro contacted_mode(activity_type) as
         when starts_with(activity_type, 'sales_activity:') then 'Sales Activity'
         else 'Not yet contacted'
     end;
+
+-- The mailbox door's IMAP cursors (SPEC 10): the last UID read per user, server, account and
+-- folder; a changed UIDVALIDITY restarts from 0. Advanced in the load's transaction.
+create table if not exists mailbox_cursors (
+    user_id varchar not null,
+    host varchar not null,
+    username varchar not null,
+    folder varchar not null,
+    uidvalidity bigint not null,
+    last_uid bigint not null,
+    polled_at timestamp not null,
+    primary key (user_id, host, username, folder),
+);

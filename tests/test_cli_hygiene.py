@@ -25,7 +25,12 @@ SEQ = """
     steps:
       - {id: intro, day: 1, action: email, template: intro.md.j2, subject: "Hi"}
 """
-POSITIONAL = {"preview": ["outbound"], "enroll": ["outbound", "c1"], "unenroll": ["outbound", "c1"]}
+POSITIONAL = {
+    "preview": ["outbound"],
+    "enroll": ["outbound", "c1"],
+    "unenroll": ["outbound", "c1"],
+    "mailbox": ["poll"],
+}
 READS_NO_DATABASE = {"sequences"}  # lists the files only: a garbage --db is never opened
 BAD_AS_OF = ["2026-13-01", "9999-12-31T23:59:59Z", "0001-01-01", "yesterday", "2026-03-02T25:00"]
 
@@ -112,6 +117,15 @@ def test_every_command_with_bad_input_exits_with_a_reason_and_no_traceback(ws, c
         ["tasks", "frobnicate"],
         ["metrics", "--sequence", "ghost", "--user", "alice"],
         ["ingest", "no-such-file.csv"],
+        ["mailbox"],
+        ["mailbox", "frobnicate"],
+        ["mailbox", "import"],
+        ["mailbox", "import", "no-such.eml"],
+        ["mailbox", "import", "--dry-run", "no-such.eml"],
+        ["mailbox", "import", "sequences"],
+        ["mailbox", "import", "no-such.eml", "--user", "alice"],
+        ["mailbox", "poll", "--user", "vera"],
+        ["mailbox", "poll"],
         ["ingest", "sequences"],
         ["nonsense"],
         [],

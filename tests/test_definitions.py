@@ -26,10 +26,11 @@ from tests.workspace_helpers import USERS, write_workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = {"accounts", "contacts", "activities", "contact_properties", "compiled_sequences",
-          "tick", "send", "metrics"}  # fmt: skip
+          "tick", "send", "metrics", "tracking_events", "mailbox_messages"}  # fmt: skip
 CHECKS = {"accounts_expectations", "contacts_expectations", "activities_expectations",
           "all_sequences_compile", "duplicate_actions", "actions_after_exit",
-          "duplicate_idempotency_keys", "send_secrets_set"}  # fmt: skip
+          "duplicate_idempotency_keys", "send_secrets_set", "events_loaded_once",
+          "replies_match_our_sends"}  # fmt: skip
 BLOCKING = {"duplicate_actions", "actions_after_exit", "duplicate_idempotency_keys",
             "send_secrets_set"}  # fmt: skip
 DATA_CHECKS = BLOCKING - {"send_secrets_set"}  # offending-rows queries over the outputs
@@ -58,9 +59,11 @@ def test_every_asset_check_schedule_and_sensor_is_defined(repo):
     for name in BLOCKING:
         assert checks[name].asset_key == dg.AssetKey("tick")
         assert repo.asset_graph.get_check_spec(checks[name]).blocking
-    assert {s.name for s in repo.schedule_defs} == {"tick_every_15_minutes"}
+    assert {s.name for s in repo.schedule_defs} == {
+        "tick_every_15_minutes", "engagement_every_5_minutes",
+    }  # fmt: skip
     assert {s.name for s in repo.sensor_defs} == {"new_import_files"}
-    assert {"ingest_job", "tick_job"} <= {j.name for j in repo.get_all_jobs()}
+    assert {"ingest_job", "tick_job", "engagement_job"} <= {j.name for j in repo.get_all_jobs()}
     assert set(repo.get_top_level_resources()) == {"sequencer"}
 
 

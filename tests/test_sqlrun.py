@@ -13,7 +13,7 @@ from pipelines import sqlrun
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ("stg_", "int_", "fct_", "assert_", "dml_")
-UNLAYERED = {"schema.sql", "ingest/_macros.sql", "demo/sim_engagement.sql"}
+UNLAYERED = {"schema.sql", "ingest/_macros.sql"}
 
 
 def _sql_files() -> list[str]:

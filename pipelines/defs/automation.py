@@ -9,6 +9,7 @@ from pipelines.defs.resources import AS_OF_TAG, SequencerResource, as_of_run_con
 from pipelines.instants import as_of_or_now
 
 IMPORT_ASSETS = dg.AssetSelection.assets("accounts", "contacts", "activities")
+ENGAGEMENT = dg.AssetSelection.groups("engagement")  # their own job: defs/engagement.py
 # A failed run is retried from the failed step with the same config and tags, hence the same
 # as_of: safe because ingest skips files already loaded, the tick never reprocesses an
 # occurrence and the send never sends an idempotency key twice (`unknown` is left for review).
@@ -22,7 +23,7 @@ ingest_job = dg.define_asset_job(
 )
 tick_job = dg.define_asset_job(
     "tick_job",
-    selection=dg.AssetSelection.all() - IMPORT_ASSETS,
+    selection=dg.AssetSelection.all() - IMPORT_ASSETS - ENGAGEMENT,
     run_tags=RETRY_TAGS,
     description="Properties, compile, tick, send, metrics at one as_of (the schedule's job).",
 )

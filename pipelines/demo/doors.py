@@ -20,6 +20,8 @@ import httpx
 from pipelines.demo.recipients import Doors
 from pipelines.workspace import Workspace
 
+PYMAP = "import sys; from pymap.main import main; sys.exit(main())"  # it has no __main__
+
 
 class DemoClock:
     """The instant the tracking server stamps on events: the simulated time of the request."""
@@ -58,9 +60,21 @@ class EngagementDoors(contextlib.AbstractContextManager):
             port, username, password_env = inbox
             self._imap.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "pymap", "--port", str(port), "--no-tls", "dict",
-                     "--demo-user", username, "--demo-password", os.environ[password_env]],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    [
+                        sys.executable,
+                        "-c",
+                        PYMAP,
+                        "--port",
+                        str(port),
+                        "--no-tls",
+                        "dict",
+                        "--demo-user",
+                        username,
+                        "--demo-password",
+                        os.environ[password_env],
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
                 )  # fmt: skip
             )
         app = create_app(self.project, clock=self.clock)

@@ -1,10 +1,12 @@
 """Play simulated days of the demo through Dagster, as production would run them.
 
-Each simulated day: the schedule's ticks that follow each sequence's occurrence run the
-``tick_job`` (properties → compile → tick → checks → send → metrics); emails go to a local
-SMTP sink; a seeded engagement simulator drops the day's opens, clicks, replies, bounces and
-unsubscribes into ``imports/`` as an activity file; the ``new_import_files`` sensor sees it
-and its run request executes the ``ingest_job``.
+Each simulated day: the night's new leads land in ``imports/`` and the ``new_import_files``
+sensor's run request executes the ``ingest_job``; the schedule's ticks that follow each
+sequence's occurrence run the ``tick_job`` (properties → compile → tick → checks → send →
+metrics); emails go to a local SMTP sink. Then the recipients act on the day's emails through
+the real doors (:mod:`pipelines.demo.recipients`: HTTP against the tracking server, messages
+into IMAP inboxes) and the ``engagement_job`` loads what came back (the server's event spool,
+the mailboxes), as its schedule would.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import dagster as dg
 
 from pipelines import db
 from pipelines.demo.data import new_contacts
-from pipelines.demo.simulate import simulate_engagement
+from pipelines.demo.recipients import Mail, act
 from pipelines.instants import as_aware_utc
 from pipelines.tick.occurrences import instant_on, occurs_on
 from pipelines.workspace import Workspace
@@ -82,13 +84,12 @@ class DemoPlayer:
             job.execute_in_process(run_config=QUIET, tags=request.tags, instance=self.instance)
         return len(result.run_requests or [])
 
-    def engagement(self, start: dt.datetime, end: dt.datetime) -> int:
-        con = db.connect(self.db_path)
-        try:
-            _, rows = simulate_engagement(con, self.project / "imports", start, end)
-        finally:
-            con.close()
-        return rows
+    def engagement(self) -> None:
+        """Run the engagement job (tracking events, mailboxes) as its schedule would."""
+        job = self.defs.resolve_job_def("engagement_job")
+        result = job.execute_in_process(run_config=QUIET, instance=self.instance)
+        if not result.success:
+            raise SystemExit("the engagement job failed")
 
     def day_summary(self, day: dt.date) -> str:
         con = db.connect(self.db_path, read_only=True)
@@ -112,13 +113,15 @@ class DemoPlayer:
 
 
 def play(
-    project: Path, db_path: Path, first_day: dt.date, days: int, ws: Workspace
+    project: Path, db_path: Path, first_day: dt.date, days: int, ws: Workspace, sink, doors
 ) -> Iterator[str]:
-    """Yield one progress line per simulated day."""
+    """Yield one progress line per simulated day. ``sink``: the SMTP sink the emails reach;
+    ``doors``: the recipients' ways back (:class:`pipelines.demo.doors.EngagementDoors`)."""
     home = Path(os.environ.get("DAGSTER_HOME", project / ".dagster_home"))
     home.mkdir(parents=True, exist_ok=True)
     instance = dg.DagsterInstance.ephemeral(tempdir=str(home / "demo"))
     player = DemoPlayer(project, db_path, instance)
+    seen = 0  # the sink's messages the recipients have already acted on
     try:
         for i in range(days):
             started = time.monotonic()
@@ -131,13 +134,16 @@ def play(
             ticks = tick_instants(ws, day)
             for at in ticks:
                 player.tick(at)
-            day_start = dt.datetime.combine(day, dt.time())
-            rows = player.engagement(day_start, day_start + dt.timedelta(days=1))
-            player.sense_and_ingest()
+            received = sink.messages[seen:]
+            seen += len(received)
+            day_end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
+            done = act([Mail.parse(m.message) for m in received], doors.doors(), day_end)
+            player.engagement()
+            back = ", ".join(f"{k} {v}" for k, v in sorted(done.items())) or "nothing"
             yield (
                 f"day {i + 1:>2} {day:%a %Y-%m-%d}: +{arrived} leads, {len(ticks)} tick(s); "
-                f"{player.day_summary(day)}; "
-                f"engagement events {rows} ({time.monotonic() - started:.1f}s)"
+                f"{player.day_summary(day)}\n"
+                f"        back through the doors: {back} ({time.monotonic() - started:.1f}s)"
             )
     finally:
         instance.dispose()  # before the interpreter's teardown closes its storage

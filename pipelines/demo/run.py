@@ -1,8 +1,9 @@
 """``make demo``: the whole product on the demo workspace, start to finish.
 
 Generate seeded demo data, ingest it (bad rows to quarantine), validate and preview every
-sequence, then play 30 simulated days through Dagster with a local SMTP sink and a seeded
-engagement simulator, and end with the metrics table and a chart. Each phase calls the same
+sequence, then play 30 simulated days through Dagster with a local SMTP sink, the tracking
+server and IMAP inboxes that seeded simulated recipients use, and end with the metrics table
+and a chart. Each phase calls the same
 ``sequencer`` commands or Dagster jobs a user would, so the demo shows the real path.
 """
 
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from pipelines import cli, db
 from pipelines.demo.data import generate
-from pipelines.workspace import load_workspace
+from pipelines.workspace import load_users, load_workspace
 
 FIRST_DAY = dt.date(2026, 1, 5)  # the demo data is generated as of this Monday
 
@@ -48,18 +49,47 @@ def show_quarantine(db_path: Path) -> None:
 
 
 def play_days(project: Path, db_path: Path, days: int) -> None:
+    from pipelines.demo.doors import EngagementDoors
     from pipelines.demo.play import play
-    from pipelines.demo.smtp_sink import SmtpSink
+    from pipelines.demo.smtp_sink import SmtpSink, free_port
 
     ws = load_workspace(project)
     port = next(u.mailbox.port for u in ws.users.users if u.mailbox)
-    step(f"6. play {days} simulated days through Dagster (SMTP sink on 127.0.0.1:{port})")
+    imap = sorted({u.inbox.port for u in ws.users.users if u.inbox})
+    http = free_port()  # the recipients reach the tracking server by path, as DNS would
+    step(f"6. play {days} simulated days through Dagster")
+    print(
+        f"SMTP sink on 127.0.0.1:{port}; `sequencer serve` (the tracking app) on "
+        f"127.0.0.1:{http}; IMAP inboxes (pymap) on 127.0.0.1:{', '.join(map(str, imap))}"
+    )
     maildir = (project / ".sequencer" / "demo_mail").resolve()
     maildir.mkdir(parents=True, exist_ok=True)
-    with SmtpSink(maildir, port) as sink:
-        for line in play(project, db_path, FIRST_DAY, days, ws):
+    with SmtpSink(maildir, port) as sink, EngagementDoors(project, ws, http) as doors:
+        for line in play(project, db_path, FIRST_DAY, days, ws, sink, doors):
             print(line, flush=True)
         print(f"the SMTP sink received {len(sink.messages)} emails (copies in {maildir})")
+    show_engagement(db_path)
+
+
+def show_engagement(db_path: Path) -> None:
+    """What came back through the doors, by door and type (the activities they loaded)."""
+    con = db.connect(db_path, read_only=True)
+    try:
+        rows = con.execute(
+            "select case when starts_with(activity_id, 'srv:') then 'tracking server'"
+            " when starts_with(activity_id, 'mbox:') then 'mailbox' else 'imports' end as door,"
+            " type, count(*) filter (where json_extract(try_cast(detail as json), '$.machine')"
+            " = 'true') as machine, count(*) as n from activities"
+            " where type not in ('email_sent', 'sms_sent') and occurred_at >= $first"
+            " group by all order by door, type",
+            {"first": FIRST_DAY},
+        ).fetchall()
+    finally:
+        con.close()
+    print("engagement loaded from the doors during the play:")
+    for door, type_, machine, n in rows:
+        note = f" ({machine} machine opens)" if machine else ""
+        print(f"  {door:<16} {type_:<20} {n:>5}{note}")
 
 
 def write_chart(snapshot: Path, path: Path) -> None:
@@ -105,6 +135,9 @@ def main() -> None:
     # the demo's users.yaml names TRACKING_SECRET; validate checks it is set (a real
     # deployment sets it in the scheduler's environment)
     os.environ.setdefault("TRACKING_SECRET", "demo-tracking-secret")
+    for user in load_users(project).users:  # the demo's IMAP inboxes (pymap) use these
+        if user.inbox and user.inbox.password_env:
+            os.environ.setdefault(user.inbox.password_env, f"demo-imap-{user.id}")
     common = ["--project", str(project), "--db", str(db_path)]
     if db_path.exists():
         db_path.unlink()  # a fresh demo every time

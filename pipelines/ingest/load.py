@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -212,7 +213,13 @@ def reset_staging(con) -> None:
 
 
 def load_staged_activities(
-    con: duckdb.DuckDBPyConnection, path: Path | str, *, digest: str, kind: str
+    con: duckdb.DuckDBPyConnection,
+    path: Path | str,
+    *,
+    digest: str,
+    kind: str,
+    first_line: int = 1,
+    within: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
 ) -> IngestResult:
     """Load the activity records an engagement door (ESP file, mailbox, event spool) staged in
     the temp table ``ingest_raw``: ``__text`` one JSON activity object per record (the
@@ -222,6 +229,9 @@ def load_staged_activities(
     transaction; a source whose ``digest`` was loaded before as ``kind`` is skipped, and an
     ``activity_id`` already stored is never inserted twice (the doors derive ids from the
     provider's event id or the message, so a re-delivered event is one activity).
+    ``first_line``: the source line of the first record (a spool file loaded in pieces).
+    ``within`` runs in the same transaction (a skipped source too): a door's own
+    bookkeeping, such as the mailbox's IMAP cursor, commits with the load or not at all.
     """
     path = Path(path)
     con.execute("set TimeZone = 'UTC'")
@@ -230,10 +240,17 @@ def load_staged_activities(
         [digest, kind],
     ).fetchone()
     if seen:
+        if within is not None:
+            with transaction(con):
+                within(con)
         return IngestResult(str(path), kind, 0, 0, 0, True)
     with transaction(con):
+        if within is not None:
+            within(con)
         stage_typed(con, "activities", "jsonl", {}, [], None)
-        quarantined = quarantine(con, path, "activities", "jsonl", {}, staged=True)
+        quarantined = quarantine(
+            con, path, "activities", "jsonl", {}, staged=True, line_offset=first_line - 1
+        )
         loaded, _ = merge(con, "activities", {}, [], None)
         good, total = con.execute(
             "select count(*) filter (where len(__reasons) = 0), count(*) from ingest_stg"

@@ -11,7 +11,14 @@ from pipelines.ingest.read import BASE_COLUMNS, KEYS
 
 
 def quarantine(
-    con, path: Path, entity: str, fmt: str, columns: dict[str, str], *, staged: bool = False
+    con,
+    path: Path,
+    entity: str,
+    fmt: str,
+    columns: dict[str, str],
+    *,
+    staged: bool = False,
+    line_offset: int = 0,
 ) -> int:
     """Bad records of ``ingest_stg`` into ``quarantine``; ``staged``: the records a door
     staged (:func:`pipelines.ingest.load.load_staged_activities`) keep their source text in
@@ -29,9 +36,10 @@ def quarantine(
             for c in columns.values()
         ]
         raw_expr = f"concat_ws(',', {', '.join(parts)})"
-    line_expr = "line_map.__line" if csv_file else "stg.__rec"
+    line_expr = "line_map.__line" if csv_file else f"stg.__rec + {int(line_offset)}"
     if staged and _has_column(con, "ingest_raw", "__line"):
-        line_expr = "coalesce(raw.__line, stg.__rec)"  # the door numbered its source records
+        # the door numbered its source records itself
+        line_expr = f"coalesce(raw.__line, stg.__rec + {int(line_offset)})"
     params = {"file": str(path), "entity": entity}
     (count,) = sqlrun.execute(
         con, "ingest/dml_quarantine.sql", params, csv=csv_file, raw_expr=raw_expr,

@@ -95,8 +95,10 @@ class Composer:
             "links": {},
         }
 
-    def _tracker(self, key: str, contact_id: str, msg_id: str) -> Tracker:
-        return tracker_for(self.ws.users.tracking, key, contact_id, msg_id, self.env)
+    def _tracker(self, action, msg_id: str) -> Tracker:
+        return tracker_for(
+            self.ws.users.tracking, action, msg_id, as_aware_utc(self.now()), self.env
+        )
 
     def _prepare_email(self, action, seq, step: Step, owner, contact, ctx, history):
         key, users = action["idempotency_key"], self.ws.users
@@ -107,7 +109,7 @@ class Composer:
         msg_id = message_id(key, domain_of(from_user.email))
         tracker = None
         if step.unsubscribe_link or step.track_opens or step.track_clicks:
-            tracker = self._tracker(key, contact["contact_id"], msg_id)
+            tracker = self._tracker(action, msg_id)
         if step.unsubscribe_link:
             ctx["links"]["unsubscribe_url"] = tracker.unsubscribe_url()
         subject = self.renderer.render_subject(step.subject or "", ctx)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
 import signal
 import subprocess
@@ -76,9 +77,13 @@ def test_email_headers_body_tracking_and_activity(env):
     assert unsub.startswith("<https://t.acme.example/u/") and unsub.endswith(">")
     assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     token = unsub[1:-1].rsplit("/", 1)[1]
-    assert tracking.verify_token(SECRET.encode(), token) == {"k": key, "c": "c1"}
+    payload = tracking.verify_token([SECRET.encode()], token, "u")
+    assert payload["c"] == "c1" and payload["m"] == msg["Message-ID"]
+    assert (payload["s"], payload["t"]) == ("outbound", "intro")
     with pytest.raises(ValueError):
-        tracking.verify_token(b"other-secret", token)
+        tracking.verify_token([b"other-secret"], token, "u")
+    with pytest.raises(ValueError):  # an unsubscribe token is no pixel, and vice versa
+        tracking.verify_token([SECRET.encode()], token, "o")
     text = msg.get_body(("plain",)).get_content()
     markup = msg.get_body(("html",)).get_content()
     assert "Hi Ann," in text and "our deck (https://acme.example/deck?a=1&b=2)" in text
@@ -86,7 +91,8 @@ def test_email_headers_body_tracking_and_activity(env):
     # click tracking: the deck link points at the signed redirect; unsubscribe stays direct
     assert "https://acme.example/deck" not in markup
     click = markup.split('href="https://t.acme.example/c/')[1].split('"')[0]
-    assert tracking.verify_token(SECRET.encode(), click)["u"] == "https://acme.example/deck?a=1&b=2"
+    clicked = tracking.verify_token([SECRET.encode()], html.unescape(click), "c")
+    assert clicked["u"] == "https://acme.example/deck?a=1&b=2" and clicked["t"] == "intro"
     assert f'href="{unsub[1:-1]}"' in markup
     assert '<img src="https://t.acme.example/o/' in markup  # open pixel
     row = action_rows(con)[key]
