@@ -225,10 +225,12 @@ def load_staged_activities(
     the temp table ``ingest_raw``: ``__text`` one JSON activity object per record (the
     columns of SPEC 3), ``__raw`` the record as its source gave it (what quarantine keeps;
     NULL: ``__text``), in source order (``rowid + 1`` is the record's number, quarantine's
-    ``line``). The same checks and insert-only merge as an activities JSONL file; one
-    transaction; a source whose ``digest`` was loaded before as ``kind`` is skipped, and an
-    ``activity_id`` already stored is never inserted twice (the doors derive ids from the
-    provider's event id or the message, so a re-delivered event is one activity).
+    ``line``, unless the door numbers its source records in an optional ``__line`` column:
+    an ESP record may give several activities). The same checks and insert-only merge as an
+    activities JSONL file; one transaction; a source whose ``digest`` was loaded before as
+    ``kind`` is skipped, and an ``activity_id`` already stored is never inserted twice (the
+    doors derive ids from the provider's event id or the message, so a re-delivered event is
+    one activity).
     ``first_line``: the source line of the first record (a spool file loaded in pieces).
     ``within`` runs in the same transaction (a skipped source too): a door's own
     bookkeeping, such as the mailbox's IMAP cursor, commits with the load or not at all.
