@@ -46,12 +46,14 @@ mutate: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/ingest_bench.py --contacts 1000000 --activities 10000000
 	$(BIN)/python bench/tick_bench.py --contacts 1000000 --sequences 50 --compare 10,200
+	$(BIN)/python bench/esp_bench.py --events 1000000 --sends 200000
 
 # The same measurements at 1e5 contacts, in a few minutes.
 bench-quick: $(STAMP)
 	$(BIN)/python bench/ingest_bench.py
 	$(BIN)/python bench/tick_bench.py
 	$(BIN)/python bench/serve_bench.py --requests 3000
+	$(BIN)/python bench/esp_bench.py --events 100000 --sends 20000
 
 dev: $(STAMP)
 	mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
