@@ -26,7 +26,8 @@ from tests.workspace_helpers import USERS, write_workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSETS = {"accounts", "contacts", "activities", "contact_properties", "compiled_sequences",
-          "tick", "send", "metrics", "tracking_events", "mailbox_messages"}  # fmt: skip
+          "tick", "send", "metrics", "tracking_events", "mailbox_messages",
+          "esp_events"}  # fmt: skip
 CHECKS = {"accounts_expectations", "contacts_expectations", "activities_expectations",
           "all_sequences_compile", "duplicate_actions", "actions_after_exit",
           "duplicate_idempotency_keys", "send_secrets_set", "events_loaded_once",

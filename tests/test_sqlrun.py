@@ -13,7 +13,7 @@ from pipelines import sqlrun
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ("stg_", "int_", "fct_", "assert_", "dml_")
-UNLAYERED = {"schema.sql", "ingest/_macros.sql"}
+UNLAYERED = {"schema.sql", "ingest/_macros.sql", "engagement/_macros.sql"}
 
 
 def _sql_files() -> list[str]:

@@ -8,7 +8,7 @@ import dagster as dg
 from pipelines.defs.resources import AS_OF_TAG, SequencerResource, as_of_run_config
 from pipelines.instants import as_of_or_now
 
-IMPORT_ASSETS = dg.AssetSelection.assets("accounts", "contacts", "activities")
+IMPORT_ASSETS = dg.AssetSelection.assets("accounts", "contacts", "activities", "esp_events")
 ENGAGEMENT = dg.AssetSelection.groups("engagement")  # their own job: defs/engagement.py
 # A failed run is retried from the failed step with the same config and tags, hence the same
 # as_of: safe because ingest skips files already loaded, the tick never reprocesses an

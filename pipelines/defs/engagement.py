@@ -42,13 +42,47 @@ def events_loaded_once(sequencer: SequencerResource) -> dg.AssetCheckResult:
     from pipelines.engagement.spool import spool_files
 
     root = sequencer.project.root
-    sizes = {str(p.relative_to(root)): p.stat().st_size for p in spool_files(root)}
+    files = spool_files(root)
+    names = [str(p.relative_to(root)) for p in files]
+    sizes = [p.stat().st_size for p in files]
     with sequencer.connect() as con:
-        return offending_rows_check(con, "events_loaded_once", sizes=sizes)
+        return offending_rows_check(con, "events_loaded_once", files=names, sizes=sizes)
 
 
-# activity id prefixes of the doors (spool.event_row, sql/engagement/int_mailbox_matches.sql)
-DOOR_PREFIXES = ["srv:", "mail:"]
+# activity id prefixes of the doors (spool.event_row, sql/engagement/int_mailbox_matches.sql,
+# sql/engagement/stg_esp_<provider>.sql)
+DOOR_PREFIXES = ["srv:", "mail:", "sendgrid:", "mailgun:", "ses:", "postmark:"]
+
+
+@dg.asset(
+    group_name="engagement",
+    deps=["contacts"],
+    kinds={"duckdb", "python"},
+    pool=WRITER_POOL,
+    retry_policy=RETRY,
+    description="Ingest ESP event files in imports/ (SendGrid, Mailgun, SES via SNS, Postmark; "
+    "recognized by content): each event once, matched to our sends.",
+)
+def esp_events(context: dg.AssetExecutionContext, sequencer: SequencerResource):
+    from pipelines.engagement.esp import detect_provider
+
+    folder = sequencer.project.root / "imports"
+    files = [p for p in sorted(folder.glob("*")) if folder.is_dir() and detect_provider(p)]
+    results = sequencer.project.ingest(files) if files else []
+    for r in results:
+        context.log.info(f"{r.file} ({r.entity}): {r.loaded} loaded, {r.quarantined} quarantined")
+        for note in r.notes:
+            context.log.warning(f"{r.file}: {note}")
+        if r.error:
+            context.log.error(f"{r.file}: rejected, nothing of it loaded: {r.error}")
+    return dg.MaterializeResult(
+        metadata={
+            "files": len(results),
+            "new_files": sum(not r.skipped for r in results),
+            "loaded": sum(r.loaded for r in results),
+            "quarantined": sum(r.quarantined for r in results),
+        }
+    )
 
 
 @dg.asset(

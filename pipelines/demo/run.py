@@ -72,21 +72,20 @@ def play_days(project: Path, db_path: Path, days: int) -> None:
 
 
 def show_engagement(db_path: Path) -> None:
-    """What came back through the doors, by door and type (the activities they loaded)."""
+    """What came back through the doors during the play, by door and type."""
     con = db.connect(db_path, read_only=True)
     try:
         rows = con.execute(
-            "select case when starts_with(activity_id, 'srv:') then 'tracking server'"
-            " when starts_with(activity_id, 'mbox:') then 'mailbox' else 'imports' end as door,"
-            " type, count(*) filter (where json_extract(try_cast(detail as json), '$.machine')"
-            " = 'true') as machine, count(*) as n from activities"
-            " where type not in ('email_sent', 'sms_sent') and occurred_at >= $first"
-            " group by all order by door, type",
-            {"first": FIRST_DAY},
+            "select case split_part(activity_id, ':', 1) when 'srv' then 'tracking server'"
+            " when 'mail' then 'mailbox' else 'ESP file' end as door, type,"
+            " count(*) filter (where try_cast(detail as json) ->> 'machine' = 'true'),"
+            " count(*) from activities"
+            " where regexp_matches(activity_id, '^(srv|mail|sendgrid|mailgun|ses|postmark):')"
+            " group by all order by door, type"
         ).fetchall()
     finally:
         con.close()
-    print("engagement loaded from the doors during the play:")
+    print("engagement loaded through the doors during the play (activities):")
     for door, type_, machine, n in rows:
         note = f" ({machine} machine opens)" if machine else ""
         print(f"  {door:<16} {type_:<20} {n:>5}{note}")

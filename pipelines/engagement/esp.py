@@ -7,10 +7,10 @@ Set-based from the file to the table, no Python per event:
    never taken for one;
 2. DuckDB reads the file into ``esp_records`` (``__line``: the array element or JSONL line,
    ``j``: the record as JSON, ``raw``: its text);
-3. ``sql/engagement/esp_<provider>.sql`` maps the records to ``esp_events`` (one row per
+3. ``sql/engagement/stg_esp_<provider>.sql`` maps the records to ``esp_events`` (one row per
    event and recipient: activity id from the provider's event id, type, time, Message-ID,
    detail; ``skip`` says why a record is reported rather than loaded);
-4. ``sql/engagement/esp_activities.sql`` matches them to our sends and stages ``ingest_raw``,
+4. ``sql/engagement/int_esp_activities.sql`` matches them to our sends and stages ``ingest_raw``,
    which :func:`pipelines.ingest.load.load_staged_activities` checks, quarantines and loads.
 """
 
@@ -127,7 +127,7 @@ def ingest_esp_file(
         reset_staging(con)
         _stage_records(con, _without_bom(source.path, Path(scratch.name)))
         notes = _map_events(con, provider)
-        sqlrun.materialize(con, "ingest_raw", sqlrun.render("engagement/esp_activities.sql"))
+        sqlrun.materialize(con, "ingest_raw", sqlrun.render("engagement/int_esp_activities.sql"))
         result = load_staged_activities(con, path, digest=digest, kind=provider)
     finally:
         source.close()
@@ -187,7 +187,7 @@ def _stage_records(con, path: Path) -> None:
 def _map_events(con, provider: str) -> list[str]:
     """Map ``esp_records`` to ``esp_events``; return what the result's notes should say
     about records reported rather than loaded."""
-    sql = sqlrun.render(f"engagement/esp_{provider}.sql")
+    sql = sqlrun.render(f"engagement/stg_esp_{provider}.sql")
     con.execute(f"create temp table esp_events as select *, false as repeated from ({sql})")
     (repeats,) = con.execute(
         "select count(activity_id) - count(distinct activity_id) from esp_events"

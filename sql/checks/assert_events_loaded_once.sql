@@ -1,6 +1,6 @@
 -- Asset check: tracking-server events (activity ids `srv:…`) stored more than once, or a spool
 -- file whose loaded offset lies beyond its content. Zero rows = pass.
--- Parameters: $sizes (spool file -> its size in bytes, as the asset saw it).
+-- Parameters: $files, $sizes (each spool file and its size in bytes, as the check saw it).
 
 with
 
@@ -12,10 +12,16 @@ repeated as (
     having count(*) > 1
 ),
 
+sizes as (
+    select unnest($files::varchar[]) as file, unnest($sizes::bigint[]) as size,
+),
+
 beyond as (
-    select file as what, loaded_bytes as n, 'loaded past the end of the file' as problem,
+    select event_spool.file as what, loaded_bytes as n,
+        'loaded past the end of the file' as problem,
     from event_spool
-    where loaded_bytes > coalesce(map_extract($sizes, file)[1], 0)
+    left join sizes on sizes.file = event_spool.file
+    where loaded_bytes > coalesce(sizes.size, 0)
 ),
 
 final as (

@@ -1,7 +1,7 @@
 -- SendGrid Event Webhook events (one JSON object per record of `esp_records`) as activity
--- rows for sql/engagement/esp_activities.sql. Open and click events carry `sg_message_id` but
+-- rows for sql/engagement/int_esp_activities.sql. Open and click events carry `sg_message_id` but
 -- no `smtp-id`: they take the Message-ID of a sibling event of the same message in the file.
-{% import 'engagement/_esp.sql' as esp %}
+{% import 'engagement/_macros.sql' as esp %}
 with
 
 records as (

@@ -1,4 +1,4 @@
--- ESP events (`esp_events`, from sql/engagement/esp_<provider>.sql) matched to our sends, as
+-- ESP events (`esp_events`, from sql/engagement/stg_esp_<provider>.sql) matched to our sends, as
 -- the activity records `load_staged_activities` loads (`ingest_raw`: __text, __raw, __line).
 -- A send is an `email_sent` activity or a sent email action with a Message-ID (compared
 -- without angle brackets). Matching, in order (SPEC 10):

@@ -1,10 +1,10 @@
 -- Amazon SES events (event publishing or feedback notifications), delivered by SNS
 -- (`{"Type": "Notification", "Message": "<the event as JSON text>"}`) or bare, as activity
--- rows for sql/engagement/esp_activities.sql: one per recipient the event names (bounced,
+-- rows for sql/engagement/int_esp_activities.sql: one per recipient the event names (bounced,
 -- complained, delivered, delayed; else the first destination). The activity id is the SNS
 -- MessageId (the same on every redelivery) and the recipient. SNS subscription and
 -- unsubscribe confirmations are reported (their SubscribeURL), never loaded.
-{% import 'engagement/_esp.sql' as esp %}
+{% import 'engagement/_macros.sql' as esp %}
 with
 
 envelopes as (

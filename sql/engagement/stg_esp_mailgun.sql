@@ -1,8 +1,8 @@
 -- Mailgun events (webhook payloads `{"signature", "event-data"}`, events API pages
--- `{"items": [...]}` or bare events) as activity rows for sql/engagement/esp_activities.sql.
+-- `{"items": [...]}` or bare events) as activity rows for sql/engagement/int_esp_activities.sql.
 -- The event id is event-data `id` (the same in webhooks and the events API), else the
 -- webhook's signature token. Message-IDs come without angle brackets.
-{% import 'engagement/_esp.sql' as esp %}
+{% import 'engagement/_macros.sql' as esp %}
 with
 
 single as (

@@ -1,10 +1,10 @@
 -- Postmark webhooks (`RecordType` Delivery, Bounce, SpamComplaint, Open, Click,
--- SubscriptionChange) as activity rows for sql/engagement/esp_activities.sql. `MessageID` is
+-- SubscriptionChange) as activity rows for sql/engagement/int_esp_activities.sql. `MessageID` is
 -- Postmark's own id (kept in detail.provider_message_id); our Message-ID travels in the
 -- `Metadata` (key message_id, message-id or messageid, any case) or in `Headers`. Bounces and
 -- complaints carry a unique `ID`; other records are identified by type, message, recipient and
 -- time.
-{% import 'engagement/_esp.sql' as esp %}
+{% import 'engagement/_macros.sql' as esp %}
 with
 
 records as (

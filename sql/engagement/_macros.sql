@@ -1,4 +1,4 @@
-{#- Shared expressions of the ESP event models (sql/engagement/esp_<provider>.sql). -#}
+{#- Shared expressions of the ESP event models (sql/engagement/stg_esp_<provider>.sql). -#}
 
 {#- An epoch (seconds, maybe fractional) as ISO-8601 UTC text; a value that is not a number is
     kept as it is, so the checks report it as an unparseable timestamp. -#}
