@@ -27,6 +27,8 @@ def test_demo_plays_days_through_dagster_and_prints_plausible_metrics(tmp_path):
     for user in users["users"]:
         if user.get("mailbox"):
             user["mailbox"]["port"] = port
+        if user.get("inbox"):  # the demo's pymap inboxes, likewise on free ports
+            user["inbox"]["port"] = free_port()
     (project / "users.yaml").write_text(yaml.safe_dump(users))
     db = project / ".sequencer" / "demo.duckdb"
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "dagster_home")}
@@ -41,6 +43,14 @@ def test_demo_plays_days_through_dagster_and_prints_plausible_metrics(tmp_path):
     for name in ("abm-enterprise", "nurture-2026", "outbound-q1"):
         assert f"ok  {name}" in out
     assert "day  2" in out and "the SMTP sink received" in out
+    # engagement came back through the real doors, not from a file: the tracking server's
+    # opens, clicks and unsubscribes and the mailbox's replies and bounces were loaded
+    doors = out.split("engagement loaded through the doors")[1].split("===")[0].splitlines()
+    for door, type_ in [("tracking server", "email_opened"), ("tracking server", "email_clicked"),
+                        ("mailbox", "email_replied"), ("mailbox", "email_bounced")]:  # fmt: skip
+        assert any(line.strip().startswith(door) and f" {type_} " in line for line in doors), (
+            door, type_, doors,
+        )  # fmt: skip
     assert (project / ".sequencer" / "demo_metrics.png").stat().st_size > 10_000
     con = duckdb.connect(str(project / ".sequencer" / "snapshot.duckdb"), read_only=True)
     rows = con.execute(
