@@ -137,13 +137,8 @@ def play(
             received = sink.messages[seen:]
             seen += len(received)
             day_end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
-            t0 = time.monotonic()
             done = act([Mail.parse(m.message) for m in received], doors.doors(), day_end)
-            t1 = time.monotonic()
             player.engagement()
-            print(
-                f"TIMING ticks {t0 - started:.1f} act {t1 - t0:.1f} job {time.monotonic() - t1:.1f}"
-            )
             back = ", ".join(f"{k} {v}" for k, v in sorted(done.items())) or "nothing"
             yield (
                 f"day {i + 1:>2} {day:%a %Y-%m-%d}: +{arrived} leads, {len(ticks)} tick(s); "
