@@ -1,10 +1,13 @@
 """The engagement doors (SPEC 10) as assets of their own job and schedule: the tracking
-server's event spool and the users' IMAP inboxes. They run in the writer pool (the server
-itself never opens the database) and are not part of ``tick_job``: engagement arrives on its
-own clock."""
+server's event spool, ESP event files and the users' IMAP inboxes. They run in the writer
+pool (the server itself never opens the database) and are not part of ``tick_job``:
+engagement arrives on its own clock (the ESP files also with the imports sensor's
+``ingest_job``)."""
 
 import dagster as dg
 
+from pipelines.defs.automation import RETRY_TAGS
+from pipelines.defs.imports import ingest_reported
 from pipelines.defs.resources import RETRY, WRITER_POOL, SequencerResource, offending_rows_check
 
 
@@ -68,21 +71,7 @@ def esp_events(context: dg.AssetExecutionContext, sequencer: SequencerResource):
 
     folder = sequencer.project.root / "imports"
     files = [p for p in sorted(folder.glob("*")) if folder.is_dir() and detect_provider(p)]
-    results = sequencer.project.ingest(files) if files else []
-    for r in results:
-        context.log.info(f"{r.file} ({r.entity}): {r.loaded} loaded, {r.quarantined} quarantined")
-        for note in r.notes:
-            context.log.warning(f"{r.file}: {note}")
-        if r.error:
-            context.log.error(f"{r.file}: rejected, nothing of it loaded: {r.error}")
-    return dg.MaterializeResult(
-        metadata={
-            "files": len(results),
-            "new_files": sum(not r.skipped for r in results),
-            "loaded": sum(r.loaded for r in results),
-            "quarantined": sum(r.quarantined for r in results),
-        }
-    )
+    return ingest_reported(context, sequencer, files)
 
 
 @dg.asset(
@@ -127,7 +116,7 @@ def replies_match_our_sends(sequencer: SequencerResource) -> dg.AssetCheckResult
 engagement_job = dg.define_asset_job(
     "engagement_job",
     selection=dg.AssetSelection.groups("engagement"),
-    run_tags={"dagster/max_retries": "3", "dagster/retry_strategy": "FROM_FAILURE"},
+    run_tags=RETRY_TAGS,
     description="Load engagement: the tracking server's events, ESP files, the mailboxes.",
 )
 engagement_every_5_minutes = dg.ScheduleDefinition(

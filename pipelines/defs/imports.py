@@ -29,7 +29,12 @@ def import_files(sequencer: SequencerResource, entity: str) -> list:
 
 
 def ingest_entity(context, sequencer: SequencerResource, entity: str, tag: str):
-    files = import_files(sequencer, entity)
+    return ingest_reported(context, sequencer, import_files(sequencer, entity), tag)
+
+
+def ingest_reported(context, sequencer: SequencerResource, files: list, tag: str = ""):
+    """Ingest ``files``, log what each did, and sum it up as the materialization's metadata
+    (also the ESP door's, :mod:`pipelines.defs.engagement`)."""
     results = sequencer.project.ingest(files, tag=tag or None) if files else []
     for r in results:
         context.log.info(
