@@ -13,6 +13,7 @@ import argparse
 import datetime as dt
 import os
 import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -140,6 +141,8 @@ def main() -> None:
     common = ["--project", str(project), "--db", str(db_path)]
     if db_path.exists():
         db_path.unlink()  # a fresh demo every time
+    # nor the last demo's tracking events (a new database would load them again)
+    shutil.rmtree(project / "imports" / "events", ignore_errors=True)
     step("1. generate demo imports (seeded)")
     for name, path in generate(project / "imports").items():
         print(f"wrote {path} ({name})")
