@@ -12,17 +12,17 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from functools import cache
 
 import duckdb
 
+from pipelines.ingest.check import ACTIVITY_TYPES
 from pipelines.ingest.check import EMAIL_RE as MAILBOX_RE
 
 CHUNK_ROWS = 200_000
-ACTIVITY_TYPE_RE = (
-    r"^(?:email_(?:sent|delivered|opened|clicked|replied|bounced)|unsubscribed|call_incoming"
-    r"|call_outgoing|chat|sms_sent|sms_received|meeting|task_completed|sales_activity:\S.*)$"
-)
+# the built-in types (one list: ACTIVITY_TYPES, SPEC 3 and 10) and custom sales activities
+ACTIVITY_TYPE_RE = rf"^(?:{'|'.join(map(re.escape, ACTIVITY_TYPES))}|sales_activity:\S.*)$"
 EMAIL_RE = f"^{MAILBOX_RE}$"  # the same mailbox rule as the SQL check
 
 # (expectation class name, column, extra keyword arguments) per entity

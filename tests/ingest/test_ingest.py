@@ -279,3 +279,21 @@ def test_staged_activities_load_once_and_quarantine_their_source_text(con):
     other = load_staged_activities(con, "other.json", digest="d2", kind="sendgrid")
     assert (other.loaded, other.unchanged) == (0, 1)
     assert con.execute("select count(*) from activities").fetchone() == (1,)
+
+
+def test_the_expectation_suite_knows_the_engagement_types(con, tmp_path):
+    """An activities file of SPEC 10's types loads and passes GX's type regex (one list of
+    types for the SQL check and the suite)."""
+    path = tmp_path / "activities_engagement.csv"
+    path.write_text(
+        "activity_id,email,type,occurred_at\n"
+        "e1,a@x.example,email_complained,2026-03-02T10:00:00Z\n"
+        "e2,a@x.example,email_soft_bounced,2026-03-02T10:00:00Z\n"
+        "e3,a@x.example,email_auto_replied,2026-03-02T10:00:00Z\n"
+    )
+    assert ingest_file(con, path, validate_with_gx=True).loaded == 3
+    (success,) = con.execute(
+        "select success from validation_results"
+        " where expectation = 'expect_column_values_to_match_regex(type)'"
+    ).fetchone()
+    assert success
