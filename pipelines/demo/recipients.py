@@ -7,7 +7,8 @@ received, through the real doors (SPEC 10) — no activity file is written.
 - unsubscribes: the RFC 8058 one-click ``POST`` to the ``List-Unsubscribe`` URL;
 - replies, out-of-office auto-replies and bounces (hard 5.1.1, soft 4.2.2, policy 5.7.1): RFC
   5322 / RFC 3464 messages APPENDed into the sender's IMAP inbox (a local pymap server), which
-  ``sequencer mailbox poll`` reads.
+  ``sequencer mailbox poll`` reads; spam complaints likewise, as the RFC 5965 feedback report
+  a mailbox provider's feedback loop sends back.
 
 Deterministic: every draw hashes the Message-ID with the seed, so the same demo tells the same
 story. Event times fall inside the simulated day; the server stamps them with the demo's clock.
@@ -31,6 +32,7 @@ MAIL_UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Thunderbird/128.0"
 # shares of the emails received (bounces first; the rest of each draw among delivered mail)
 P_HARD, P_SOFT, P_POLICY = 0.02, 0.006, 0.004
 P_OPEN, P_MACHINE, P_CLICK, P_REPLY, P_AUTO, P_UNSUB = 0.45, 0.10, 0.12, 0.18, 0.04, 0.015
+P_COMPLAINT = 0.006
 
 
 def draw(message_id: str, what: str, seed: str) -> float:
@@ -118,12 +120,14 @@ def _behaviour(mail: Mail, seed: str) -> list[str]:
         kinds.append("reply")
     if mail.unsubscribe and p("unsub") < P_UNSUB:
         kinds.append("unsubscribe")
+    elif "reply" not in kinds and p("complaint") < P_COMPLAINT:
+        kinds.append("complaint")
     return kinds
 
 
 def _delay(mail: Mail, kind: str, seed: str) -> dt.timedelta:
     order = ["machine_open", "hard_bounce", "soft_bounce", "policy_block", "auto_reply",
-             "open", "click", "reply", "unsubscribe"]  # fmt: skip
+             "open", "click", "reply", "unsubscribe", "complaint"]  # fmt: skip
     base = 1 + int(draw(mail.message_id, "delay", seed) * 180)
     return dt.timedelta(minutes=base * (1 + order.index(kind)) // 3 + 1)
 
@@ -161,6 +165,8 @@ def _message(kind: str, mail: Mail, at: dt.datetime) -> bytes:
             {"In-Reply-To": mail.message_id, "Auto-Submitted": "auto-replied"},
             f"I am out of the office until {back:%d %B %Y} with limited access to email.\r\n",
         )  # fmt: skip
+    if kind == "complaint":
+        return _arf(mail, date, own_id)
     status, diagnostic, action = {
         "hard_bounce": ("5.1.1", "550 5.1.1 The email account does not exist", "failed"),
         "soft_bounce": ("4.2.2", "452 4.2.2 Mailbox full, try again later", "delayed"),
@@ -196,6 +202,25 @@ def _dsn(mail: Mail, date: str, msg_id: str, status: str, diagnostic: str, actio
         f"Final-Recipient: rfc822; {mail.recipient}\r\nOriginal-Recipient: rfc822; "
         f"{mail.recipient}\r\nAction: {action}\r\nStatus: {status}\r\n"
         f"Diagnostic-Code: smtp; {diagnostic}\r\n"
+        f"\r\n--{boundary}\r\nContent-Type: text/rfc822-headers\r\n\r\n{mail.headers}"
+        f"\r\n--{boundary}--\r\n"
+    ).encode()
+
+
+def _arf(mail: Mail, date: str, msg_id: str) -> bytes:
+    """An RFC 5965 abuse report (a feedback loop's "this is spam"), the original's headers
+    returned in it."""
+    boundary = "arf-" + msg_id.strip("<>").split("@")[0]
+    fbl = "fbl." + mail.recipient.rsplit("@", 1)[-1]
+    return (
+        f"From: feedback@{fbl}\r\nTo: {mail.sender}\r\nDate: {date}\r\n"
+        f"Message-ID: {msg_id}\r\nSubject: FW: {mail.subject}\r\nMIME-Version: 1.0\r\n"
+        f'Content-Type: multipart/report; report-type=feedback-report; boundary="{boundary}"'
+        f"\r\n\r\n--{boundary}\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
+        "This is an email abuse report for a message sent to one of our users.\r\n"
+        f"\r\n--{boundary}\r\nContent-Type: message/feedback-report\r\n\r\n"
+        f"Feedback-Type: abuse\r\nUser-Agent: demo-fbl/1.0\r\nVersion: 1\r\n"
+        f"Original-Mail-From: <{mail.sender}>\r\nOriginal-Rcpt-To: <{mail.recipient}>\r\n"
         f"\r\n--{boundary}\r\nContent-Type: text/rfc822-headers\r\n\r\n{mail.headers}"
         f"\r\n--{boundary}--\r\n"
     ).encode()

@@ -47,7 +47,8 @@ def test_demo_plays_days_through_dagster_and_prints_plausible_metrics(tmp_path):
     # opens, clicks and unsubscribes and the mailbox's replies and bounces were loaded
     doors = out.split("engagement loaded through the doors")[1].split("===")[0].splitlines()
     for door, type_ in [("tracking server", "email_opened"), ("tracking server", "email_clicked"),
-                        ("mailbox", "email_replied"), ("mailbox", "email_bounced")]:  # fmt: skip
+                        ("mailbox", "email_replied"), ("mailbox", "email_bounced"),
+                        ("mailbox", "email_complained")]:  # fmt: skip
         assert any(line.strip().startswith(door) and f" {type_} " in line for line in doors), (
             door, type_, doors,
         )  # fmt: skip
