@@ -101,11 +101,17 @@ def _type_case() -> str:
     return "case " + " ".join(parts) + f" else '{TYPES[0]}' end"
 
 
-def sequence_yaml(i: int, rng: random.Random, start: dt.date) -> dict:
-    """One sequence: 3-5 steps, an audience of ~2-6 % of contacts, varied schedules."""
+def sequence_yaml(
+    i: int, rng: random.Random, start: dt.date, near_empty_of: int | None = None
+) -> dict:
+    """One sequence: 3-5 steps, an audience of ~2-6 % of contacts, varied schedules.
+    ``near_empty_of`` (the contact count): the audience also names one contact id, so it
+    matches at most one contact (the per-sequence overhead tier of bench/tick_bench.py)."""
     smart = i % 5 == 4
     low = rng.randrange(0, 95)
     audience = [f"lead_score between {low} and {low + rng.randrange(1, 5)}"]
+    if near_empty_of:
+        audience.append(f"contact_id = 'c{(i * 7919) % near_empty_of + 1:09d}'")
     if i % 3 == 0:
         audience.append("last_contacted_mode <> 'Replied'")
     if i % 4 == 0:
@@ -147,12 +153,15 @@ def sequence_yaml(i: int, rng: random.Random, start: dt.date) -> dict:
 
 
 # Bumped whenever the generated files change: bench/tick_bench.py regenerates stale data.
-VERSION = "2"
+VERSION = "3"
 
 
-def generate(out: Path, contacts: int, sequences: int, start: dt.date, days: int) -> Path:
+def generate(
+    out: Path, contacts: int, sequences: int, start: dt.date, days: int, near_empty: bool = False
+) -> Path:
     """Write the workspace; sequence i depends only on i and ``start`` (not on the counts),
-    so the workspace with 10 sequences is a prefix of the one with 200 over the same data."""
+    so the workspace with 10 sequences is a prefix of the one with 200 over the same data.
+    ``near_empty``: every audience matches at most one contact."""
     (out / "sequences" / "templates").mkdir(parents=True, exist_ok=True)
     (out / "imports").mkdir(parents=True, exist_ok=True)
     users = {
@@ -162,7 +171,7 @@ def generate(out: Path, contacts: int, sequences: int, start: dt.date, days: int
     (out / "users.yaml").write_text(yaml.safe_dump(users), encoding="utf-8")
     (out / "sequences" / "templates" / "intro.md.j2").write_text("Hi {{ contact.first_name }}")
     for i in range(sequences):
-        seq = sequence_yaml(i, random.Random(i), start)
+        seq = sequence_yaml(i, random.Random(i), start, contacts if near_empty else None)
         (out / "sequences" / f"{seq['name']}.yaml").write_text(
             yaml.safe_dump(seq, sort_keys=False), encoding="utf-8"
         )
@@ -189,9 +198,10 @@ def main() -> None:
     parser.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2026, 3, 2))
     parser.add_argument("--days", type=int, default=14)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--near-empty", action="store_true", help="audiences of ≤ 1 contact")
     args = parser.parse_args()
     out = args.out or Path("bench/data") / f"ws-{args.contacts}-{args.sequences}"
-    generate(out, args.contacts, args.sequences, args.start, args.days)
+    generate(out, args.contacts, args.sequences, args.start, args.days, args.near_empty)
     print(out)
 
 

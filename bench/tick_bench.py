@@ -14,6 +14,17 @@ It prints one JSON line per tick (seconds, occurrences, per-phase seconds, count
 a summary per count: daily seconds, the arg_max seconds, their ratio, and the process's peak
 RSS; finally the ratio of the daily tick of the largest to the smallest ``--compare`` count.
 Ratios are always taken within one invocation (same machine load).
+
+Tiers of issue 11 (each prints its ratios, measured in the same run, and peak RSS):
+- ``--near-empty``: every audience matches at most one contact, so ``--compare 10,200``
+  measures the per-sequence overhead (target: 200 sequences ≤ 2× the time of 10);
+- ``--incremental DAYS``: one database ticked day by day for DAYS days (the production
+  path), another replaying the same DAYS from an empty state in one catch-up tick; prints the
+  last daily tick, the replay and their ratio (target ≥ 20×), and checks both made identical
+  decisions (enrolments and actions).
+
+    .venv/bin/python bench/tick_bench.py --near-empty --compare 10,200
+    .venv/bin/python bench/tick_bench.py --incremental 60
 """
 
 from __future__ import annotations
@@ -76,14 +87,69 @@ def _timed_tick(con, project: Project, as_of: dt.datetime, label: str) -> dict:
     return row
 
 
-def _workspace(contacts: int, sequences: int, start: dt.date) -> Path:
-    root = HERE / "data" / f"ws-{contacts}-{sequences}"
+def _workspace(contacts: int, sequences: int, start: dt.date, near_empty: bool = False) -> Path:
+    root = HERE / "data" / f"ws-{contacts}-{sequences}{'-near-empty' if near_empty else ''}"
     marker = root / "GENERATOR"
     if not marker.exists() or marker.read_text(encoding="utf-8") != VERSION:
         for stale in (root / "sequences").glob("*.yaml"):
             stale.unlink()
-        generate(root, contacts, sequences, start, 14)
+        generate(root, contacts, sequences, start, 14, near_empty)
     return root
+
+
+def _fresh_db(name: str, threads: int):
+    db = HERE / "out" / f"{name}.duckdb"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    for stale in (db, db.with_suffix(".duckdb.wal")):
+        stale.unlink(missing_ok=True)
+    con = connect(db)
+    con.execute(f"set threads = {int(threads)}")
+    return db, con
+
+
+DECISIONS = (
+    "select 'e', sequence, contact_id, null, enrolled_on::varchar, status, exit_reason,"
+    " exited_on::varchar from enrollments union all "
+    "select 'a', sequence, contact_id, step, occurrence_on::varchar, decided_status, action,"
+    " day::varchar from actions order by all"
+)
+
+
+def incremental(args) -> dict:
+    """Tier (d): a daily tick after DAYS days of history vs replaying the DAYS at once."""
+    root = _workspace(args.contacts, args.sequences, args.start)
+    base = dt.datetime.combine(args.start, dt.time(0))
+    db, con = _fresh_db(f"incremental-{args.contacts}-{args.sequences}", args.threads)
+    con.execute(LOAD.format(ws=root.resolve()))
+    project = Project(root, db_path=db)
+    daily = []
+    for day in range(1, args.incremental + 1):
+        daily.append(_timed_tick(con, project, base + dt.timedelta(days=day), f"day {day}"))
+    kept = con.execute(DECISIONS).fetchall()
+    con.close()
+    db, con = _fresh_db(f"replay-{args.contacts}-{args.sequences}", args.threads)
+    con.execute(LOAD.format(ws=root.resolve()))
+    project = Project(root, db_path=db)
+    until = base + dt.timedelta(days=args.incremental)
+    replay = _timed_tick(con, project, until, f"replay {args.incremental} days")
+    replayed = con.execute(DECISIONS).fetchall()
+    con.close()
+    summary = {
+        "tier": "incremental",
+        "contacts": args.contacts,
+        "sequences": args.sequences,
+        "days": args.incremental,
+        "last_daily_seconds": daily[-1]["seconds"],
+        "replay_seconds": replay["seconds"],
+        "replay_over_daily": round(replay["seconds"] / daily[-1]["seconds"], 1),
+        "identical_decisions": kept == replayed,
+        "decisions": len(kept),
+        "peak_rss_mib": _peak_rss_mib(),
+    }
+    print(json.dumps(summary), flush=True)
+    if kept != replayed:
+        raise SystemExit("the daily ticks and the replay decided differently")
+    return summary
 
 
 def _peak_rss_mib() -> float:
@@ -92,13 +158,9 @@ def _peak_rss_mib() -> float:
 
 def scenario(args, sequences: int) -> dict:
     """One sequence count in this process: load, yardstick, catch-up, daily, replay."""
-    root = _workspace(args.contacts, sequences, args.start)
-    db = HERE / "out" / f"tick-{args.contacts}-{sequences}.duckdb"
-    db.parent.mkdir(parents=True, exist_ok=True)
-    for stale in (db, db.with_suffix(".duckdb.wal")):
-        stale.unlink(missing_ok=True)
-    con = connect(db)
-    con.execute(f"set threads = {int(args.threads)}")
+    root = _workspace(args.contacts, sequences, args.start, args.near_empty)
+    suffix = "-near-empty" if args.near_empty else ""
+    db, con = _fresh_db(f"tick-{args.contacts}-{sequences}{suffix}", args.threads)
     if args.checkpoint_threshold:
         # DuckDB checkpoints at a commit once the WAL exceeds this (default 16MB); each
         # checkpoint rewrites the primary-key indexes (actions!). Off by default: the engine's
@@ -146,7 +208,7 @@ def _in_child(args, sequences: int) -> dict:
         sys.executable, __file__, "--only", str(sequences), "--contacts", str(args.contacts),
         "--catch-up-days", str(args.catch_up_days), "--start", args.start.isoformat(),
         "--threads", str(args.threads), "--checkpoint-threshold", args.checkpoint_threshold,
-    ]  # fmt: skip
+    ] + (["--near-empty"] if args.near_empty else [])  # fmt: skip
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     lines = out.strip().splitlines()
     for line in lines[:-1]:
@@ -173,8 +235,17 @@ def main() -> None:
         default="",
         help="e.g. 1GB: DuckDB's checkpoint_threshold for the run (default: DuckDB's own)",
     )
+    parser.add_argument(
+        "--near-empty", action="store_true", help="audiences of ≤ 1 contact (tier b)"
+    )
+    parser.add_argument(
+        "--incremental", type=int, default=0, metavar="DAYS", help="tier d: daily vs replay"
+    )
     parser.add_argument("--only", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.incremental:
+        incremental(args)
+        return
     if args.only is not None:
         scenario(args, args.only)
         return

@@ -34,6 +34,7 @@ from pipelines.errors import (
     UsageError,
 )
 from pipelines.instants import parse_instant
+from pipelines.progress import Progress
 from pipelines.project import Project
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_BUSY, EXIT_DENIED, EXIT_INTERNAL = 0, 1, 2, 3, 4, 5
@@ -225,7 +226,7 @@ def cmd_metrics(p: Project, args: argparse.Namespace) -> int:
 
 
 def cmd_run(p: Project, args: argparse.Namespace) -> int:
-    result = p.run(args.as_of, allow_future=args.allow_future)
+    result = p.run(args.as_of, allow_future=args.allow_future, progress=_tick_progress)
     for err in result.problems:
         print(f"warning: left out of this run: {err}", file=sys.stderr)
     stats = result.report.stats()
@@ -240,6 +241,11 @@ def cmd_run(p: Project, args: argparse.Namespace) -> int:
         print(f"{len(result.problems)} problem(s): fix them and `validate`", file=sys.stderr)
         return EXIT_INPUT
     return EXIT_OK
+
+
+def _tick_progress(occurrences: int) -> Progress:
+    """A bar on a terminal; in a log one closing line, for a run of more than a few seconds."""
+    return Progress("run", occurrences, min_seconds=5.0)
 
 
 def cmd_enroll(p: Project, args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +52,7 @@ from pipelines.models import Sequence
 from pipelines.outbox import tasks as task_queue
 from pipelines.outbox.review import list_unknown, requeue_held, resolve_unknown
 from pipelines.outbox.send import SendReport, send_due
+from pipelines.progress import Progress
 from pipelines.scope import Actor, require_sequence, resolve_actor, sees_all, visible_sequences
 from pipelines.tick import enrollment
 from pipelines.tick.preview import AudiencePreview, preview_audience
@@ -209,6 +210,7 @@ class Project:
         *,
         con: duckdb.DuckDBPyConnection | None = None,
         allow_future: bool = False,
+        progress: Callable[[int], Progress] | None = None,
     ) -> RunResult:
         """One tick at ``as_of``: compile, lock the connection, process every due occurrence.
 
@@ -216,7 +218,7 @@ class Project:
         and returned in ``problems`` (they miss these occurrences for good:
         docs/decisions.md); the caller prints or logs them. An ``as_of`` more than a day
         ahead of the wall clock is refused unless ``allow_future`` (a typo would otherwise
-        decide months of actions at once).
+        decide months of actions at once). ``progress``: see :func:`run_tick`.
         """
         ws = self.workspace()
         self._require_admin(ws, RUN_REFUSED)
@@ -231,7 +233,7 @@ class Project:
             compilation = self.compile(c, ws)
             compiled = time.perf_counter()
             db.lock_down(c)  # analyst SQL runs next
-            report = run_tick(c, ws, compilation, at)
+            report = run_tick(c, ws, compilation, at, progress)
         problems = [*compilation.errors, *report.failed]  # left out: broken, or failed at run
         return RunResult(at, report, problems, compiled - started)
 

@@ -19,6 +19,7 @@ import datetime as dt
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ from pipelines.compile.sequence import Compilation
 from pipelines.db import transaction
 from pipelines.errors import ConfigError, Location
 from pipelines.instants import to_naive_utc, utc_now
+from pipelines.progress import Progress
 from pipelines.tick.occurrences import Occurrence
 from pipelines.tick.pending import group_by_instant, pending_occurrences, register_sequences
 from pipelines.tick.phases import process_occurrence
@@ -112,13 +114,19 @@ class TickRun:
 
 
 def run_tick(
-    con: duckdb.DuckDBPyConnection, ws: Workspace, compilation: Compilation, as_of: dt.datetime
+    con: duckdb.DuckDBPyConnection,
+    ws: Workspace,
+    compilation: Compilation,
+    as_of: dt.datetime,
+    progress: Callable[[int], Progress] | None = None,
 ) -> RunReport:
     """Process every unprocessed occurrence with instant ≤ ``as_of``; record a ``runs`` row.
 
     Each group of occurrences sharing an instant commits atomically, so a crash leaves the
     ledger consistent and the next run resumes where this one stopped. Re-running the same
-    ``as_of`` finds nothing to do and changes nothing but the ``runs`` log.
+    ``as_of`` finds nothing to do and changes nothing but the ``runs`` log. ``progress``:
+    given the number of occurrences to process, a :class:`~pipelines.progress.Progress`
+    stepped after each instant (a catch-up run over many days shows how far it is).
     """
     as_of = to_naive_utc(as_of)
     report = RunReport(run_id=uuid.uuid4().hex, as_of=as_of)
@@ -128,8 +136,13 @@ def run_tick(
         check_late_activities(con)
     groups = group_by_instant(pending_occurrences(con, compilation, starts, as_of))
     run = TickRun(compilation, report.run_id, report, groups)
+    bar = progress(sum(map(len, groups))) if progress and groups else None
     for group in groups:
         run.commit_group(con, group)
+        if bar:
+            bar.step(len(group), note=f"{group[0].at:%Y-%m-%d %H:%M}Z")
+    if bar:
+        bar.close()
     con.execute(
         "insert into runs (run_id, kind, as_of, started_at, finished_at, stats) "
         "values (?, 'tick', ?, ?, ?, ?)",
