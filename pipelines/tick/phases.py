@@ -38,11 +38,10 @@ class _Phase:
         self.clock = now
 
 
-def process_occurrence(
-    con, compiled: CompiledSequence, occ: Occurrence, run_id: str, report: RunReport,
-    precomputed: set[str],
-) -> OccurrenceResult:  # fmt: skip
-    """Record the occurrence in the ledger, run its four phases, record its counts."""
+def start_occurrence(
+    con, compiled: CompiledSequence, occ: Occurrence, run_id: str, report: RunReport
+) -> _Phase:
+    """Record the occurrence in the ledger; the parameters its phases share."""
     seq = compiled.sequence
     params = {
         "sequence": seq.name,
@@ -57,11 +56,24 @@ def process_occurrence(
         "insert into occurrences (sequence, occurrence_on, occurrence_at, run_id) values (?,?,?,?)",
         [seq.name, occ.on, occ.at, run_id],
     )
-    phase = _Phase(con, compiled, occ, report, params, OccurrenceResult(occ))
+    return _Phase(con, compiled, occ, report, params, OccurrenceResult(occ))
+
+
+def process_occurrence(
+    con, compiled: CompiledSequence, occ: Occurrence, run_id: str, report: RunReport,
+    precomputed: set[str],
+) -> OccurrenceResult:  # fmt: skip
+    """Record the occurrence in the ledger, run its four phases, record its counts."""
+    phase = start_occurrence(con, compiled, occ, run_id, report)
     _exits(phase)
     phase.lap("exits")
     _entries(phase, precomputed)
     phase.lap("entries")
+    return steps_and_completion(phase)
+
+
+def steps_and_completion(phase: _Phase) -> OccurrenceResult:
+    """Phases 3 and 4, then the ledger row's counts."""
     if not _steps(phase):
         phase.lap("steps")
         return _finish_occurrence(phase)
@@ -96,13 +108,13 @@ def _exits(phase: _Phase) -> None:
         sqlrun.execute(con, "tick/dml_exit_enrollments.sql", params, source="tick_exits")
 
 
-def _entries(phase: _Phase, precomputed: set[str]) -> None:
-    """2. entries (from ``starts_on`` on)."""
-    con, compiled, params, result = phase.con, phase.compiled, phase.params, phase.result
+def entries_sql(phase: _Phase, precomputed: set[str]) -> str | None:
+    """The entry candidates of the occurrence (int_entries.sql); None before ``starts_on``."""
+    compiled = phase.compiled
     seq = compiled.sequence
     if not (seq.starts_on is None or phase.occ.on >= seq.starts_on):
-        return
-    sql = sqlrun.render(
+        return None
+    return sqlrun.render(
         "tick/int_entries.sql",
         audience_sql=compiled.audience_sql,
         record=seq.audience.record,
@@ -113,6 +125,14 @@ def _entries(phase: _Phase, precomputed: set[str]) -> None:
         precomputed=seq.name in precomputed,
         with_sequences=compiled.reads("exit", "audience").sequences,
     )
+
+
+def _entries(phase: _Phase, precomputed: set[str]) -> None:
+    """2. entries (from ``starts_on`` on)."""
+    con, params, result = phase.con, phase.params, phase.result
+    sql = entries_sql(phase, precomputed)
+    if sql is None:
+        return
     sqlrun.materialize(con, "tick_entries", sql, params)
     sqlrun.execute(con, "tick/dml_insert_enrollments.sql", params)
     sqlrun.execute(con, "tick/dml_resolve_manual_requests.sql", params)

@@ -5,12 +5,16 @@ not processed before (ledger ``occurrences``, :mod:`pipelines.tick.pending`), ol
 ties by sequence name. Occurrences sharing an instant form a group that commits atomically;
 within a group the sequences run in name order, so a later sequence sees the entries of an
 earlier one. Before each group the incremental activity state moves to the group's instant
-(:mod:`pipelines.tick.state`); each occurrence then runs its phases
-(:mod:`pipelines.tick.phases`). Python loops only over instants and sequences.
+(:mod:`pipelines.tick.state`); the group then runs a layer at a time
+(:mod:`pipelines.tick.batch`): the sequences that see no other sequence's enrolments share
+one statement per batched phase, a sequence that does runs alone, in its place in name order
+(:mod:`pipelines.tick.phases`).
 
 A sequence whose SQL fails at run time (:class:`SequenceFailed`: a condition that fails
 only on data) rolls its group back; the group is redone without it, and it is left out of
 the rest of the run. Its error is in the report and the ``runs`` row; the others commit.
+A batched statement that fails (:class:`BatchFailed`) rolls the group back too; it is redone
+one sequence at a time, which names the culprit, and batching resumes once it is left out.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from pipelines.compile.sequence import Compilation
 from pipelines.db import transaction
 from pipelines.errors import ConfigError, Location
 from pipelines.instants import to_naive_utc, utc_now
+from pipelines.tick.batch import BatchFailed, layers, process_layer
 from pipelines.tick.occurrences import Occurrence
 from pipelines.tick.pending import group_by_instant, pending_occurrences, register_sequences
 from pipelines.tick.phases import process_occurrence
@@ -62,6 +67,7 @@ class TickRun:
     groups: list[list[Occurrence]]
     precomputed: set[str] | None = None
     audiences_once: bool = True  # off after the one-statement audience failed
+    batched: bool = True  # off after a batched phase failed, until its culprit is found
 
     def process_group(self, con, group: list[Occurrence]) -> list[OccurrenceResult]:
         """One instant: bring the state to it, then each of its occurrences."""
@@ -72,7 +78,17 @@ class TickRun:
             )
         advance_state(con, group[0].at)
         self.report.seconds["state"] += time.perf_counter() - clock
-        return [self._occurrence(con, occ) for occ in group]
+        if not self.batched:
+            return [self._occurrence(con, occ) for occ in group]
+        results = []
+        for layer in layers(group, self.compilation):
+            if len(layer) == 1:
+                results.append(self._occurrence(con, layer[0]))
+            else:
+                results += process_layer(
+                    con, self.compilation, layer, self.run_id, self.report, self.precomputed
+                )
+        return results
 
     def _occurrence(self, con, occ: Occurrence) -> OccurrenceResult:
         try:
@@ -98,7 +114,13 @@ class TickRun:
             except AudienceBatchFailed:
                 self.audiences_once, self.precomputed = False, None  # find it per occurrence
                 continue
+            except BatchFailed:
+                self.batched = False  # find it one sequence at a time
+                if first_of_run:
+                    self.precomputed = None
+                continue
             except SequenceFailed as failed:
+                self.batched = True
                 self.report.failed.append(failed)
                 kept = self.report.failed_sequences
                 self.groups = [
@@ -169,7 +191,8 @@ def preview_occurrence(
         pending = [o for o in pending if (o.at, o.sequence) <= (target.at, target.sequence)]
         result = None
         groups = group_by_instant(pending)
-        run = TickRun(compilation, "preview", report, groups)
+        # one sequence at a time: a batch failure could not be redone inside this transaction
+        run = TickRun(compilation, "preview", report, groups, batched=False)
         for group in groups:
             for r in run.process_group(con, group):
                 if r.occurrence == target:
