@@ -10,12 +10,14 @@ maximal runs of these independent sequences; a dependent sequence is a layer on 
 between them, so every effect it sees (or that sees it) comes in the same order as one by
 one. A layer of one runs :func:`pipelines.tick.phases.process_occurrence`.
 
-A layer of several runs its entries as ONE statement (:func:`process_layer`): each
-sequence's int_entries.sql with its parameters inlined as literals (``sqlrun.inline``) is one
-branch of a UNION ALL carrying ``sequence``, ``occurrence_on`` and ``occurrence_at``, and the
-DML (``batched=True``) reads those columns. A failure of a batched statement raises
-:class:`BatchFailed`: the group is rolled back and redone one sequence at a time, which names
-the culprit (``SequenceFailed``) exactly as before.
+A layer of several runs each phase as ONE statement plus its DML (:func:`process_layer`):
+each sequence's model (int_exits, int_entries, int_active_enrollments, int_step_actions,
+int_completions) with its parameters inlined as literals (``sqlrun.inline``) is one branch
+of a UNION ALL carrying ``sequence``, ``occurrence_on``, ``occurrence_at`` and
+``decided_at``; the DML (``batched=True``) reads those columns, and the counts are grouped
+by sequence. Steps and completion read their sequence's rows of the batched ``tick_active``.
+A failure of a batched statement raises :class:`BatchFailed`: the group is rolled back and
+redone one sequence at a time, which names the culprit (``SequenceFailed``) exactly as before.
 """
 
 from __future__ import annotations
@@ -29,10 +31,14 @@ from pipelines import sqlrun
 from pipelines.compile.sequence import Compilation, CompiledSequence
 from pipelines.tick.occurrences import Occurrence
 from pipelines.tick.phases import (
-    _exits,
+    _Phase,
+    completion_sql,
+    count_steps,
     entries_sql,
+    exits_sql,
+    finish_occurrence,
     start_occurrence,
-    steps_and_completion,
+    steps_sql,
 )
 from pipelines.tick.report import OccurrenceResult, RunReport, SequenceFailed
 
@@ -72,62 +78,163 @@ def _per_sequence(occ: Occurrence, call, *args):
         raise SequenceFailed(occ.sequence, occ.on, exc) from exc
 
 
+def _batch(con, *statements: str) -> list:
+    """Run ``statements``; the rows of the last. Any failure is a :class:`BatchFailed`."""
+    try:
+        for statement in statements[:-1]:
+            con.execute(statement)
+        return con.execute(statements[-1]).fetchall()
+    except duckdb.Error as exc:
+        raise BatchFailed(str(exc)) from exc
+
+
+def _union(table: str, branches: list[tuple[_Phase, str]], *, order: bool = False) -> str:
+    """``create temp table <table>`` as the UNION ALL (by name) of each phase's statement,
+    its parameters inlined, tagged with its sequence and occurrence (and decided_at)."""
+    parts = []
+    for phase, sql in branches:
+        p = phase.params
+        parts.append(
+            f"select {sqlrun.value(p['sequence'])} as sequence, "
+            f"{sqlrun.value(p['occurrence_on'])} as occurrence_on, "
+            f"{sqlrun.value(p['occurrence_at'])} as occurrence_at, "
+            f"{sqlrun.value(p['decided_at'])} as decided_at, *\n"
+            f"from (\n{sqlrun.inline(sql, p)}\n)"
+        )
+    body = "\nunion all by name\n".join(parts)
+    if order:  # one sequence's rows together: its branch reads them by zone map
+        body = f"select * from (\n{body}\n) order by sequence"
+    return f"create or replace temp table {sqlrun.ident(table)} as {body}"
+
+
+def _own_rows(table: str, phase: _Phase) -> str:
+    """A branch's view of a batched table: its sequence's rows, without the batch columns."""
+    return (
+        f"(select * exclude (sequence, occurrence_on, occurrence_at, decided_at) "
+        f"from {table} where sequence = {sqlrun.value(phase.params['sequence'])})"
+    )
+
+
+class _Clock:
+    def __init__(self, report: RunReport) -> None:
+        self.report, self.at = report, time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.report.seconds[phase] += now - self.at
+        self.at = now
+
+
 def process_layer(
     con, compilation: Compilation, layer: list[Occurrence], run_id: str, report: RunReport,
     precomputed: set[str],
 ) -> list[OccurrenceResult]:  # fmt: skip
-    """The occurrences of a layer of independent sequences: exits one by one, entries in one
-    statement, then steps and completion one by one."""
-    clock = time.perf_counter()
-    phases = []
-    for occ in layer:
-        phase = _per_sequence(
-            occ, start_occurrence, con, compilation.sequences[occ.sequence], occ, run_id, report
-        )
-        _per_sequence(occ, _exits, phase)
-        phases.append(phase)
-    now = time.perf_counter()
-    report.seconds["exits"] += now - clock
-    clock = now
-    _batched_entries(con, phases, precomputed)
-    now = time.perf_counter()
-    report.seconds["entries"] += now - clock
-    results = []
-    for phase in phases:
-        phase.clock = time.perf_counter()
-        results.append(_per_sequence(phase.occ, steps_and_completion, phase))
-    return results
+    """The occurrences of a layer of independent sequences, each phase one batched statement
+    (plus its DML) for all of them, in SPEC order."""
+    clock = _Clock(report)
+    phases = [
+        _per_sequence(occ, start_occurrence, con, compilation.sequences[occ.sequence], occ,
+                      run_id, report)
+        for occ in layer
+    ]  # fmt: skip
+    by_name = {phase.params["sequence"]: phase for phase in phases}
+    _batched_exits(con, phases, by_name)
+    clock.lap("exits")
+    _batched_entries(con, phases, by_name, precomputed)
+    clock.lap("entries")
+    live = _batched_steps(con, phases, by_name)
+    clock.lap("steps")
+    if live:
+        _batched_completion(con, live, by_name)
+        clock.lap("completions")
+    return [finish_occurrence(phase) for phase in phases]
 
 
-def _batched_entries(con, phases, precomputed: set[str]) -> None:
-    """Phase 2 for every sequence of the layer: one tick_entries, one insert, one update."""
-    branches = []
-    for phase in phases:
-        sql = entries_sql(phase, precomputed)
-        if sql is None:
-            continue
-        p = phase.params
-        branches.append(
-            f"select {sqlrun.value(p['sequence'])} as sequence, "
-            f"{sqlrun.value(p['occurrence_on'])} as occurrence_on, "
-            f"{sqlrun.value(p['occurrence_at'])} as occurrence_at, *\n"
-            f"from (\n{sqlrun.inline(sql, p)}\n)"
+def _batched_exits(con, phases: list[_Phase], by_name: dict[str, _Phase]) -> None:
+    """Phase 1 for every sequence of the layer."""
+    names = sqlrun.value(list(by_name))
+    active = dict(
+        _batch(
+            con,
+            "select sequence, count(*) from enrollments "
+            f"where status = 'active' and list_contains({names}, sequence) group by sequence",
         )
+    )
+    branches = [
+        (p, sql) for p in phases if (sql := exits_sql(p, active.get(p.params["sequence"], 0)))
+    ]
     if not branches:
         return
-    try:
-        sqlrun.materialize(con, "tick_entries", "\nunion all\n".join(branches))
-        sqlrun.execute(con, "tick/dml_insert_enrollments.sql", batched=True)
-        sqlrun.execute(con, "tick/dml_resolve_manual_requests.sql", batched=True)
-        counts = con.execute(
-            "select sequence, count(*) filter (where reason is null), "
-            "list(reason) filter (where manual and reason is not null) "
-            "from tick_entries group by sequence"
-        ).fetchall()
-    except duckdb.Error as exc:
-        raise BatchFailed(str(exc)) from exc
-    by_sequence = {phase.params["sequence"]: phase.result for phase in phases}
+    dml = sqlrun.render("tick/dml_exit_enrollments.sql", batched=True, source="tick_exits")
+    counts = _batch(
+        con,
+        _union("tick_exits", branches),
+        dml,
+        "select sequence, exit_reason, count(*) from tick_exits group by all",
+    )
+    for sequence, reason, n in counts:
+        by_name[sequence].result.exits[reason] += n
+
+
+def _batched_entries(con, phases, by_name, precomputed: set[str]) -> None:
+    """Phase 2 for every sequence of the layer: one tick_entries, one insert, one update."""
+    branches = [(p, sql) for p in phases if (sql := entries_sql(p, precomputed)) is not None]
+    if not branches:
+        return
+    counts = _batch(
+        con,
+        _union("tick_entries", branches),
+        sqlrun.render("tick/dml_insert_enrollments.sql", batched=True),
+        sqlrun.render("tick/dml_resolve_manual_requests.sql", batched=True),
+        "select sequence, count(*) filter (where reason is null), "
+        "list(reason) filter (where manual and reason is not null) "
+        "from tick_entries group by sequence",
+    )
     for sequence, entries, rejected in counts:
-        result = by_sequence[sequence]
+        result = by_name[sequence].result
         result.entries = entries
         result.rejected.update(Counter(rejected or []))
+
+
+def _batched_steps(con, phases, by_name) -> list[_Phase]:
+    """Phase 3 for every sequence of the layer; the phases with an active enrolment."""
+    active = sqlrun.render("tick/int_active_enrollments.sql")
+    live = []
+    for sequence, n, first in _batch(
+        con,
+        _union("tick_active", [(p, active) for p in phases], order=True),
+        "select sequence, count(*), min(enrolled_at) from tick_active group by sequence",
+    ):
+        if n:
+            by_name[sequence].params["min_enrolled_at"] = first
+            live.append(by_name[sequence])
+    live.sort(key=lambda p: p.params["sequence"])
+    if not live:
+        return live
+    branches = [(p, steps_sql(p, _own_rows("tick_active", p))) for p in live]
+    counts = _batch(
+        con,
+        _union("tick_actions", branches),
+        sqlrun.render("tick/dml_insert_actions.sql", batched=True),
+        "select sequence, step, status, count(*) from tick_actions group by all",
+    )
+    for sequence, step, status, n in counts:
+        count_steps(by_name[sequence].result, step, status, n)
+    return live
+
+
+def _batched_completion(con, live, by_name) -> None:
+    """Phase 4 for every sequence of the layer with an active enrolment."""
+    branches = [(p, completion_sql(p, _own_rows("tick_active", p))) for p in live]
+    source = (
+        "(select sequence, occurrence_on, occurrence_at, contact_id, "
+        "'completed' as exit_reason from tick_completions)"
+    )
+    counts = _batch(
+        con,
+        _union("tick_completions", branches),
+        sqlrun.render("tick/dml_exit_enrollments.sql", batched=True, source=source),
+        "select sequence, count(*) from tick_completions group by sequence",
+    )
+    for sequence, n in counts:
+        by_name[sequence].result.exits["completed"] += n

@@ -76,31 +76,41 @@ def steps_and_completion(phase: _Phase) -> OccurrenceResult:
     """Phases 3 and 4, then the ledger row's counts."""
     if not _steps(phase):
         phase.lap("steps")
-        return _finish_occurrence(phase)
+        return finish_occurrence(phase)
     phase.lap("steps")
     _completion(phase)
     phase.lap("completions")
-    return _finish_occurrence(phase)
+    return finish_occurrence(phase)
 
 
-def _exits(phase: _Phase) -> None:
-    """1. exits (skipped when nothing is active: saves the fixed cost of a query)."""
-    con, compiled, params = phase.con, phase.compiled, phase.params
+def exits_sql(phase: _Phase, any_active: int) -> str | None:
+    """The exits of the occurrence (int_exits.sql); None when nothing can exit (nothing
+    active, or every exit reason off: saves the fixed cost of a query)."""
+    compiled = phase.compiled
     seq, exit_sql = compiled.sequence, compiled.exit_sql
-    any_active = con.execute(
-        "select count(*) from enrollments where sequence = ? and status = 'active'", [seq.name]
-    ).fetchone()[0]
     exit_branches = any_active and (
         seq.exit.unsubscribed or seq.exit.bounced or seq.exit.replied or exit_sql is not None
     )
-    sql = sqlrun.render(
+    if not exit_branches:
+        return None
+    return sqlrun.render(
         "tick/int_exits.sql",
         exit=seq.exit,
         exit_sql=exit_sql,
         exit_branches=exit_branches,
         with_sequences=compiled.reads("exit").sequences,
     )
-    if exit_branches:
+
+
+def _exits(phase: _Phase) -> None:
+    """1. exits."""
+    con, params = phase.con, phase.params
+    any_active = con.execute(
+        "select count(*) from enrollments where sequence = ? and status = 'active'",
+        [params["sequence"]],
+    ).fetchone()[0]
+    sql = exits_sql(phase, any_active)
+    if sql is not None:
         sqlrun.materialize(con, "tick_exits", sql, params)
         phase.result.exits.update(
             dict(con.execute("select exit_reason, count(*) from tick_exits group by 1").fetchall())
@@ -149,21 +159,15 @@ def _entries(phase: _Phase, precomputed: set[str]) -> None:
     )
 
 
-def _steps(phase: _Phase) -> bool:
-    """3. steps; False when no enrolment is active (then there is nothing to complete)."""
-    con, compiled, params, result = phase.con, phase.compiled, phase.params, phase.result
+def steps_sql(phase: _Phase, active: str = "tick_active") -> str:
+    """The step decisions of the occurrence (int_step_actions.sql) over ``active``."""
+    compiled = phase.compiled
     seq = compiled.sequence
-    sqlrun.materialize(con, "tick_active", sqlrun.render("tick/int_active_enrollments.sql"), params)
-    active, params["min_enrolled_at"] = con.execute(
-        "select count(*), min(enrolled_at) from tick_active"
-    ).fetchone()
-    if active == 0:
-        return False
     steps = [
         {"id": s.id, "index": i, "day": s.day, "action": s.action, "sql": compiled.step_sql(s.id)}
         for i, s in enumerate(seq.steps)
     ]
-    sql = sqlrun.render(
+    return sqlrun.render(
         "tick/int_step_actions.sql",
         steps=steps,
         smart=seq.type == "smart",
@@ -171,28 +175,50 @@ def _steps(phase: _Phase) -> bool:
         duration_days=seq.duration_days,
         uses_enrollment=compiled.reads("step").enrollment,
         with_sequences=compiled.reads("step").sequences,
+        active=active,
     )
-    sqlrun.materialize(con, "tick_actions", sql, params)
+
+
+def count_steps(result: OccurrenceResult, step: str, status: str, n: int) -> None:
+    result.steps.setdefault(step, Counter())[status] += n
+    result.actions[status] += n
+
+
+def _steps(phase: _Phase) -> bool:
+    """3. steps; False when no enrolment is active (then there is nothing to complete)."""
+    con, params, result = phase.con, phase.params, phase.result
+    sqlrun.materialize(con, "tick_active", sqlrun.render("tick/int_active_enrollments.sql"), params)
+    active, params["min_enrolled_at"] = con.execute(
+        "select count(*), min(enrolled_at) from tick_active"
+    ).fetchone()
+    if active == 0:
+        return False
+    sqlrun.materialize(con, "tick_actions", steps_sql(phase), params)
     sqlrun.execute(con, "tick/dml_insert_actions.sql", params)
     for step, status, n in con.execute(
         "select step, status, count(*) from tick_actions group by all"
     ).fetchall():
-        result.steps.setdefault(step, Counter())[status] += n
-        result.actions[status] += n
+        count_steps(result, step, status, n)
     return True
 
 
-def _completion(phase: _Phase) -> None:
-    """4. completion."""
-    con, seq, params = phase.con, phase.compiled.sequence, phase.params
-    sql = sqlrun.render(
+def completion_sql(phase: _Phase, active: str = "tick_active") -> str:
+    """The enrolments completing at the occurrence (int_completions.sql) among ``active``."""
+    seq = phase.compiled.sequence
+    return sqlrun.render(
         "tick/int_completions.sql",
         smart=seq.type == "smart",
         duration_days=seq.duration_days,
         all_steps_done=seq.exit.all_steps_done,
         last_day=max((s.day or 0) for s in seq.steps),
+        active=active,
     )
-    sqlrun.materialize(con, "tick_completions", sql, params)
+
+
+def _completion(phase: _Phase) -> None:
+    """4. completion."""
+    con, params = phase.con, phase.params
+    sqlrun.materialize(con, "tick_completions", completion_sql(phase), params)
     sqlrun.execute(
         con,
         "tick/dml_exit_enrollments.sql",
@@ -203,7 +229,7 @@ def _completion(phase: _Phase) -> None:
     phase.result.exits["completed"] += completed
 
 
-def _finish_occurrence(phase: _Phase) -> OccurrenceResult:
+def finish_occurrence(phase: _Phase) -> OccurrenceResult:
     """Record the occurrence's counts in the ledger row."""
     result = phase.result
     result.exits = +result.exits
