@@ -101,8 +101,20 @@ def _type_case() -> str:
     return "case " + " ".join(parts) + f" else '{TYPES[0]}' end"
 
 
-def sequence_yaml(i: int, rng: random.Random, start: dt.date) -> dict:
-    """One sequence: 3-5 steps, an audience of ~2-6 % of contacts, varied schedules."""
+def sequence_yaml(
+    i: int,
+    rng: random.Random,
+    start: dt.date,
+    *,
+    near_empty: bool = False,
+    one_instant: bool = False,
+) -> dict:
+    """One sequence: 3-5 steps, an audience of ~2-6 % of contacts, varied schedules.
+
+    ``near_empty``: the audience also requires ``lead_score = 100`` (no generated contact has
+    it: it matches nobody), the per-sequence overhead case; ``one_instant``: every sequence
+    at 09:00 UTC, weekends included, so all of them share each instant. Both are applied
+    after the random draws: the rest of the sequence is the same."""
     smart = i % 5 == 4
     low = rng.randrange(0, 95)
     audience = [f"lead_score between {low} and {low + rng.randrange(1, 5)}"]
@@ -143,6 +155,10 @@ def sequence_yaml(i: int, rng: random.Random, start: dt.date) -> dict:
     }
     if smart:
         seq |= {"interval_days": rng.randrange(1, 4), "duration_days": rng.randrange(7, 15)}
+    if near_empty:
+        audience.append("lead_score = 100")
+    if one_instant:
+        seq["schedule"] = {"time": "09:00", "timezone": "UTC", "exclude_weekends": False}
     return seq
 
 
@@ -150,7 +166,16 @@ def sequence_yaml(i: int, rng: random.Random, start: dt.date) -> dict:
 VERSION = "2"
 
 
-def generate(out: Path, contacts: int, sequences: int, start: dt.date, days: int) -> Path:
+def generate(
+    out: Path,
+    contacts: int,
+    sequences: int,
+    start: dt.date,
+    days: int,
+    *,
+    near_empty: bool = False,
+    one_instant: bool = False,
+) -> Path:
     """Write the workspace; sequence i depends only on i and ``start`` (not on the counts),
     so the workspace with 10 sequences is a prefix of the one with 200 over the same data."""
     (out / "sequences" / "templates").mkdir(parents=True, exist_ok=True)
@@ -162,7 +187,9 @@ def generate(out: Path, contacts: int, sequences: int, start: dt.date, days: int
     (out / "users.yaml").write_text(yaml.safe_dump(users), encoding="utf-8")
     (out / "sequences" / "templates" / "intro.md.j2").write_text("Hi {{ contact.first_name }}")
     for i in range(sequences):
-        seq = sequence_yaml(i, random.Random(i), start)
+        seq = sequence_yaml(
+            i, random.Random(i), start, near_empty=near_empty, one_instant=one_instant
+        )
         (out / "sequences" / f"{seq['name']}.yaml").write_text(
             yaml.safe_dump(seq, sort_keys=False), encoding="utf-8"
         )

@@ -8,7 +8,9 @@ the parquet imports straight into a fresh database file (ingest has its own benc
 ``arg_max(type, occurred_at) GROUP BY contact_id`` pass over the activities (the yardstick),
 then: a catch-up tick over ``--catch-up-days`` days, one daily tick (the steady state: a
 weekday, so every sequence has an occurrence), and a replay of the same as_of (nothing to
-do). Each tick is ``Project.run`` on the bench's connection, the production path: compile,
+do). ``--near-empty`` / ``--one-instant`` shape the sequences (bench/generate.py): the
+per-sequence overhead case is ``--near-empty --one-instant --compare 10,200``. Each tick
+is ``Project.run`` on the bench's connection, the production path: compile,
 lock the connection down, tick; ``seconds`` is all of it, ``compile_seconds`` its first part.
 It prints one JSON line per tick (seconds, occurrences, per-phase seconds, counts) and
 a summary per count: daily seconds, the arg_max seconds, their ratio, and the process's peak
@@ -76,13 +78,15 @@ def _timed_tick(con, project: Project, as_of: dt.datetime, label: str) -> dict:
     return row
 
 
-def _workspace(contacts: int, sequences: int, start: dt.date) -> Path:
-    root = HERE / "data" / f"ws-{contacts}-{sequences}"
+def _workspace(args, sequences: int) -> Path:
+    shape = {"near_empty": args.near_empty, "one_instant": args.one_instant}
+    suffix = "".join(f"-{k.replace('_', '-')}" for k, on in shape.items() if on)
+    root = HERE / "data" / f"ws-{args.contacts}-{sequences}{suffix}"
     marker = root / "GENERATOR"
     if not marker.exists() or marker.read_text(encoding="utf-8") != VERSION:
         for stale in (root / "sequences").glob("*.yaml"):
             stale.unlink()
-        generate(root, contacts, sequences, start, 14)
+        generate(root, args.contacts, sequences, args.start, 14, **shape)
     return root
 
 
@@ -92,7 +96,7 @@ def _peak_rss_mib() -> float:
 
 def scenario(args, sequences: int) -> dict:
     """One sequence count in this process: load, yardstick, catch-up, daily, replay."""
-    root = _workspace(args.contacts, sequences, args.start)
+    root = _workspace(args, sequences)
     db = HERE / "out" / f"tick-{args.contacts}-{sequences}.duckdb"
     db.parent.mkdir(parents=True, exist_ok=True)
     for stale in (db, db.with_suffix(".duckdb.wal")):
@@ -146,7 +150,7 @@ def _in_child(args, sequences: int) -> dict:
         sys.executable, __file__, "--only", str(sequences), "--contacts", str(args.contacts),
         "--catch-up-days", str(args.catch_up_days), "--start", args.start.isoformat(),
         "--threads", str(args.threads), "--checkpoint-threshold", args.checkpoint_threshold,
-    ]  # fmt: skip
+    ] + ["--near-empty"] * args.near_empty + ["--one-instant"] * args.one_instant  # fmt: skip
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     lines = out.strip().splitlines()
     for line in lines[:-1]:
@@ -172,6 +176,16 @@ def main() -> None:
         "--checkpoint-threshold",
         default="",
         help="e.g. 1GB: DuckDB's checkpoint_threshold for the run (default: DuckDB's own)",
+    )
+    parser.add_argument(
+        "--near-empty",
+        action="store_true",
+        help="every audience also requires lead_score = 100, which matches nobody",
+    )
+    parser.add_argument(
+        "--one-instant",
+        action="store_true",
+        help="every sequence at 09:00 UTC, weekends included: one instant group per day",
     )
     parser.add_argument("--only", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()

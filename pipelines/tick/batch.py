@@ -3,12 +3,13 @@
 SPEC 6 processes the sequences of an instant in name order, each through exits → entries →
 steps → completion, so a later sequence sees what an earlier one did. Only two things read
 another sequence's enrolments: a condition reading ``contact.sequences``
-(``CompiledSequence.reads().sequences``) and ``exclusive_with``. Every other sequence reads
-and writes only its own rows (enrolments, manual requests, actions, ledger), so for a run of
-such sequences the order is invisible. :func:`layers` cuts the group, in name order, into
-maximal runs of these independent sequences; a dependent sequence is a layer on its own,
-between them, so every effect it sees (or that sees it) comes in the same order as one by
-one. A layer of one runs :func:`pipelines.tick.phases.process_occurrence`.
+(``CompiledSequence.reads().sequences``: it sees every sequence) and ``exclusive_with`` (it
+sees the sequences named). Otherwise a sequence reads and writes only its own rows
+(enrolments, manual requests, actions, ledger), so between two sequences neither of which
+sees the other the order is invisible. :func:`layers` orders the group topologically by
+"sees" (each pair that does keeps its name order, in different layers); within a layer no
+sequence sees another, so its phases can run side by side. A layer of one runs
+:func:`pipelines.tick.phases.process_occurrence`.
 
 A layer of several runs each phase as ONE statement plus its DML (:func:`process_layer`):
 each sequence's model (int_exits, int_entries, int_active_enrollments, int_step_actions,
@@ -47,27 +48,31 @@ class BatchFailed(Exception):
     """A batched statement failed: redo the group one sequence at a time."""
 
 
-def dependent(compiled: CompiledSequence) -> bool:
-    """The sequence sees other sequences' enrolments: ``contact.sequences`` or
-    ``exclusive_with``."""
-    return compiled.reads().sequences or bool(compiled.sequence.exclusive_with)
+def _sees(reader: CompiledSequence, other: str) -> bool:
+    """``reader`` reads ``other``'s enrolments: ``contact.sequences`` or ``exclusive_with``."""
+    return reader.reads().sequences or other in reader.sequence.exclusive_with
 
 
 def layers(group: list[Occurrence], compilation: Compilation) -> list[list[Occurrence]]:
-    """The group (in name order) as maximal runs of independent sequences; a dependent
-    sequence alone. Concatenated, the layers are the group in its order."""
-    out: list[list[Occurrence]] = []
-    run: list[Occurrence] = []
+    """The group (in name order) in layers: a sequence's layer is one past the latest layer
+    of an earlier sequence it sees or that sees it, so every such pair keeps its name order
+    across layers, and no two sequences of a layer see each other. Each layer keeps name
+    order."""
+    level: dict[str, int] = {}
+    for j, occ in enumerate(group):
+        me = compilation.sequences[occ.sequence]
+        level[occ.sequence] = 1 + max(
+            (
+                level[earlier.sequence]
+                for earlier in group[:j]
+                if _sees(me, earlier.sequence)
+                or _sees(compilation.sequences[earlier.sequence], occ.sequence)
+            ),
+            default=-1,
+        )
+    out: list[list[Occurrence]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
     for occ in group:
-        if dependent(compilation.sequences[occ.sequence]):
-            if run:
-                out.append(run)
-                run = []
-            out.append([occ])
-        else:
-            run.append(occ)
-    if run:
-        out.append(run)
+        out[level[occ.sequence]].append(occ)
     return out
 
 

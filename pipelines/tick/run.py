@@ -6,9 +6,9 @@ ties by sequence name. Occurrences sharing an instant form a group that commits 
 within a group the sequences run in name order, so a later sequence sees the entries of an
 earlier one. Before each group the incremental activity state moves to the group's instant
 (:mod:`pipelines.tick.state`); the group then runs a layer at a time
-(:mod:`pipelines.tick.batch`): the sequences that see no other sequence's enrolments share
-one statement per batched phase, a sequence that does runs alone, in its place in name order
-(:mod:`pipelines.tick.phases`).
+(:mod:`pipelines.tick.batch`, topologically by which sequence sees which one's enrolments):
+the sequences of a layer share one statement per phase (:mod:`pipelines.tick.phases` holds
+the phases, and runs a layer of one).
 
 A sequence whose SQL fails at run time (:class:`SequenceFailed`: a condition that fails
 only on data) rolls its group back; the group is redone without it, and it is left out of
@@ -67,7 +67,8 @@ class TickRun:
     groups: list[list[Occurrence]]
     precomputed: set[str] | None = None
     audiences_once: bool = True  # off after the one-statement audience failed
-    batched: bool = True  # off after a batched phase failed, until its culprit is found
+    batched: bool = True  # layers of independent sequences share statements (tick.batch)
+    one_by_one: bool = False  # after a batched statement failed, until its culprit is found
 
     def process_group(self, con, group: list[Occurrence]) -> list[OccurrenceResult]:
         """One instant: bring the state to it, then each of its occurrences."""
@@ -78,7 +79,7 @@ class TickRun:
             )
         advance_state(con, group[0].at)
         self.report.seconds["state"] += time.perf_counter() - clock
-        if not self.batched:
+        if not self.batched or self.one_by_one:
             return [self._occurrence(con, occ) for occ in group]
         results = []
         for layer in layers(group, self.compilation):
@@ -88,7 +89,8 @@ class TickRun:
                 results += process_layer(
                     con, self.compilation, layer, self.run_id, self.report, self.precomputed
                 )
-        return results
+        order = {occ: i for i, occ in enumerate(group)}
+        return sorted(results, key=lambda r: order[r.occurrence])  # the group's order
 
     def _occurrence(self, con, occ: Occurrence) -> OccurrenceResult:
         try:
@@ -115,12 +117,12 @@ class TickRun:
                 self.audiences_once, self.precomputed = False, None  # find it per occurrence
                 continue
             except BatchFailed:
-                self.batched = False  # find it one sequence at a time
+                self.one_by_one = True  # find it one sequence at a time
                 if first_of_run:
                     self.precomputed = None
                 continue
             except SequenceFailed as failed:
-                self.batched = True
+                self.one_by_one = False
                 self.report.failed.append(failed)
                 kept = self.report.failed_sequences
                 self.groups = [
@@ -134,13 +136,19 @@ class TickRun:
 
 
 def run_tick(
-    con: duckdb.DuckDBPyConnection, ws: Workspace, compilation: Compilation, as_of: dt.datetime
+    con: duckdb.DuckDBPyConnection,
+    ws: Workspace,
+    compilation: Compilation,
+    as_of: dt.datetime,
+    *,
+    batched: bool = True,
 ) -> RunReport:
     """Process every unprocessed occurrence with instant ≤ ``as_of``; record a ``runs`` row.
 
     Each group of occurrences sharing an instant commits atomically, so a crash leaves the
     ledger consistent and the next run resumes where this one stopped. Re-running the same
     ``as_of`` finds nothing to do and changes nothing but the ``runs`` log.
+    ``batched=False`` runs every sequence alone (the reference the batched tick must equal).
     """
     as_of = to_naive_utc(as_of)
     report = RunReport(run_id=uuid.uuid4().hex, as_of=as_of)
@@ -149,7 +157,7 @@ def run_tick(
         starts = register_sequences(con, compilation, as_of)
         check_late_activities(con)
     groups = group_by_instant(pending_occurrences(con, compilation, starts, as_of))
-    run = TickRun(compilation, report.run_id, report, groups)
+    run = TickRun(compilation, report.run_id, report, groups, batched=batched)
     for group in groups:
         run.commit_group(con, group)
     con.execute(
