@@ -32,7 +32,7 @@ from pipelines.compile.sequence import Compilation
 from pipelines.db import transaction
 from pipelines.errors import ConfigError, Location
 from pipelines.instants import to_naive_utc, utc_now
-from pipelines.tick.batch import BatchFailed, layers, process_layer
+from pipelines.tick.batch import BatchFailed, layers, parts, process_layer
 from pipelines.tick.occurrences import Occurrence
 from pipelines.tick.pending import group_by_instant, pending_occurrences, register_sequences
 from pipelines.tick.phases import process_occurrence
@@ -83,12 +83,13 @@ class TickRun:
             return [self._occurrence(con, occ) for occ in group]
         results = []
         for layer in layers(group, self.compilation):
-            if len(layer) == 1:
-                results.append(self._occurrence(con, layer[0]))
-            else:
-                results += process_layer(
-                    con, self.compilation, layer, self.run_id, self.report, self.precomputed
-                )
+            for part in parts(layer):
+                if len(part) == 1:
+                    results.append(self._occurrence(con, part[0]))
+                else:
+                    results += process_layer(
+                        con, self.compilation, part, self.run_id, self.report, self.precomputed
+                    )
         order = {occ: i for i, occ in enumerate(group)}
         return sorted(results, key=lambda r: order[r.occurrence])  # the group's order
 
