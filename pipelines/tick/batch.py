@@ -29,7 +29,7 @@ from collections import Counter
 import duckdb
 
 from pipelines import sqlrun
-from pipelines.compile.sequence import Compilation, CompiledSequence
+from pipelines.compile.sequence import Compilation
 from pipelines.tick.occurrences import Occurrence
 from pipelines.tick.phases import (
     _Phase,
@@ -37,10 +37,11 @@ from pipelines.tick.phases import (
     count_steps,
     exits_sql,
     finish_occurrence,
+    ledger_counts,
     start_occurrence,
     steps_sql,
 )
-from pipelines.tick.report import OccurrenceResult, RunReport, SequenceFailed
+from pipelines.tick.report import OccurrenceResult, RunReport
 
 # Sequences per batched statement: DuckDB's planning of a UNION ALL of int_entries branches
 # grew faster than linearly (per branch: ~8 ms at 20-40 branches, ~13 ms at 80, ~53 ms at
@@ -64,39 +65,32 @@ class BatchFailed(Exception):
     """A batched statement failed: redo the group one sequence at a time."""
 
 
-def _sees(reader: CompiledSequence, other: str) -> bool:
-    """``reader`` reads ``other``'s enrolments: ``contact.sequences`` or ``exclusive_with``."""
-    return reader.reads().sequences or other in reader.sequence.exclusive_with
-
-
 def layers(group: list[Occurrence], compilation: Compilation) -> list[list[Occurrence]]:
     """The group (in name order) in layers: a sequence's layer is one past the latest layer
     of an earlier sequence it sees or that sees it, so every such pair keeps its name order
     across layers, and no two sequences of a layer see each other. Each layer keeps name
-    order."""
+    order. A sequence reading ``contact.sequences`` sees every sequence; ``exclusive_with``
+    sees the sequences it names. Linear in the group (plus the names named)."""
     level: dict[str, int] = {}
-    for j, occ in enumerate(group):
-        me = compilation.sequences[occ.sequence]
-        level[occ.sequence] = 1 + max(
-            (
-                level[earlier.sequence]
-                for earlier in group[:j]
-                if _sees(me, earlier.sequence)
-                or _sees(compilation.sequences[earlier.sequence], occ.sequence)
-            ),
-            default=-1,
-        )
-    out: list[list[Occurrence]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
+    latest = -1  # the latest layer of any earlier sequence
+    latest_reader = -1  # ... of an earlier sequence reading `sequences`
+    named_by: dict[str, int] = {}  # sequence -> latest layer of an earlier one naming it
+    for occ in group:
+        compiled = compilation.sequences[occ.sequence]
+        if compiled.reads().sequences:
+            mine = latest + 1
+            latest_reader = max(latest_reader, mine)
+        else:
+            seen = [level[n] for n in compiled.sequence.exclusive_with if n in level]
+            mine = 1 + max([latest_reader, named_by.get(occ.sequence, -1), *seen])
+        level[occ.sequence] = mine
+        latest = max(latest, mine)
+        for name in compiled.sequence.exclusive_with:
+            named_by[name] = max(named_by.get(name, -1), mine)
+    out: list[list[Occurrence]] = [[] for _ in range(latest + 1)]
     for occ in group:
         out[level[occ.sequence]].append(occ)
     return out
-
-
-def _per_sequence(occ: Occurrence, call, *args):
-    try:
-        return call(*args)
-    except duckdb.Error as exc:
-        raise SequenceFailed(occ.sequence, occ.on, exc) from exc
 
 
 def _batch(con, *statements: str) -> list:
@@ -154,10 +148,22 @@ def process_layer(
     (plus its DML) for all of them, in SPEC order."""
     clock = _Clock(report)
     phases = [
-        _per_sequence(occ, start_occurrence, con, compilation.sequences[occ.sequence], occ,
-                      run_id, report)
+        start_occurrence(con, compilation.sequences[occ.sequence], occ, run_id, report, False)
         for occ in layer
-    ]  # fmt: skip
+    ]
+    _batch(
+        con,
+        sqlrun.inline(
+            "insert into occurrences (sequence, occurrence_on, occurrence_at, run_id) "
+            "select unnest($names), $on, $at, $run_id",
+            {
+                "names": [o.sequence for o in layer],
+                "on": layer[0].on,
+                "at": layer[0].at,
+                "run_id": run_id,
+            },
+        ),  # fmt: skip
+    )
     by_name = {phase.params["sequence"]: phase for phase in phases}
     _batched_exits(con, phases, by_name)
     clock.lap("exits")
@@ -168,7 +174,9 @@ def process_layer(
     if live:
         _batched_completion(con, live, by_name)
         clock.lap("completions")
-    return [finish_occurrence(phase) for phase in phases]
+    results = [finish_occurrence(phase, False) for phase in phases]
+    _batch(con, *ledger_counts(results))
+    return results
 
 
 def _batched_exits(con, phases: list[_Phase], by_name: dict[str, _Phase]) -> None:

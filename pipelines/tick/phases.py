@@ -39,9 +39,11 @@ class _Phase:
 
 
 def start_occurrence(
-    con, compiled: CompiledSequence, occ: Occurrence, run_id: str, report: RunReport
-) -> _Phase:
-    """Record the occurrence in the ledger; the parameters its phases share."""
+    con, compiled: CompiledSequence, occ: Occurrence, run_id: str, report: RunReport,
+    record: bool = True,
+) -> _Phase:  # fmt: skip
+    """Record the occurrence in the ledger (unless ``record`` is off: a batched layer records
+    its occurrences in one statement); the parameters its phases share."""
     seq = compiled.sequence
     params = {
         "sequence": seq.name,
@@ -52,10 +54,12 @@ def start_occurrence(
         "decided_at": utc_now(),
         "run_id": run_id,
     }
-    con.execute(
-        "insert into occurrences (sequence, occurrence_on, occurrence_at, run_id) values (?,?,?,?)",
-        [seq.name, occ.on, occ.at, run_id],
-    )
+    if record:
+        con.execute(
+            "insert into occurrences (sequence, occurrence_on, occurrence_at, run_id) "
+            "values (?,?,?,?)",
+            [seq.name, occ.on, occ.at, run_id],
+        )
     return _Phase(con, compiled, occ, report, params, OccurrenceResult(occ))
 
 
@@ -229,20 +233,38 @@ def _completion(phase: _Phase) -> None:
     phase.result.exits["completed"] += completed
 
 
-def finish_occurrence(phase: _Phase) -> OccurrenceResult:
-    """Record the occurrence's counts in the ledger row."""
+def finish_occurrence(phase: _Phase, record: bool = True) -> OccurrenceResult:
+    """Record the occurrence's counts in the ledger row (unless ``record`` is off: a batched
+    layer records them in one statement, :func:`ledger_counts`)."""
     result = phase.result
     result.exits = +result.exits
-    phase.con.execute(
-        "update occurrences set entries = ?, exits = ?, due = ?, skipped = ? "
-        "where sequence = ? and occurrence_on = ?",
-        [
-            result.entries,
-            sum(result.exits.values()),
-            result.actions["due"],
-            result.actions["skipped"],
-            phase.compiled.sequence.name,
-            phase.occ.on,
-        ],
-    )
+    if record:
+        for statement in ledger_counts([result]):
+            phase.con.execute(statement)
     return result
+
+
+def ledger_counts(results: list[OccurrenceResult]) -> list[str]:
+    """The statement writing the counts of ``results`` into their ledger rows."""
+    rows = ", ".join(
+        "({}, {}, {}, {}, {}, {})".format(
+            *map(
+                sqlrun.value,
+                [
+                    r.occurrence.sequence,
+                    r.occurrence.on,
+                    r.entries,
+                    sum(r.exits.values()),
+                    r.actions["due"],
+                    r.actions["skipped"],
+                ],
+            )
+        )
+        for r in results
+    )
+    return [
+        "update occurrences set entries = c.entries, exits = c.exits, due = c.due, "
+        "skipped = c.skipped "
+        f"from (values {rows}) as c(sequence, occurrence_on, entries, exits, due, skipped) "
+        "where occurrences.sequence = c.sequence and occurrences.occurrence_on = c.occurrence_on"
+    ]
