@@ -103,7 +103,7 @@ def _batch(con, *statements: str) -> list:
         raise BatchFailed(str(exc)) from exc
 
 
-def _union(table: str, branches: list[tuple[_Phase, str]], *, order: bool = False) -> str:
+def _union(table: str, branches: list[tuple[_Phase, str]]) -> str:
     """``create temp table <table>`` as the UNION ALL (by name) of each phase's statement,
     its parameters inlined, tagged with its sequence and occurrence (and decided_at)."""
     parts = []
@@ -117,15 +117,13 @@ def _union(table: str, branches: list[tuple[_Phase, str]], *, order: bool = Fals
             f"from (\n{sqlrun.inline(sql, p)}\n)"
         )
     body = "\nunion all by name\n".join(parts)
-    if order:  # one sequence's rows together: its branch reads them by zone map
-        body = f"select * from (\n{body}\n) order by sequence"
     return f"create or replace temp table {sqlrun.ident(table)} as {body}"
 
 
 def _own_rows(table: str, phase: _Phase) -> str:
     """A branch's view of a batched table: its sequence's rows, without the batch columns."""
     return (
-        f"(select * exclude (sequence, occurrence_on, occurrence_at, decided_at) "
+        f"(select * exclude (sequence, occurrence_on, occurrence_at) "
         f"from {table} where sequence = {sqlrun.value(phase.params['sequence'])})"
     )
 
@@ -254,11 +252,16 @@ def _batched_entries(con, phases, by_name, precomputed: set[str]) -> None:
 
 def _batched_steps(con, phases, by_name) -> list[_Phase]:
     """Phase 3 for every sequence of the layer; the phases with an active enrolment."""
-    active = sqlrun.render("tick/int_active_enrollments.sql")
+    p = phases[0].params  # the layer's one instant and occurrence date
+    active = sqlrun.inline(
+        sqlrun.render("tick/int_active_enrollments_batch.sql"),
+        {"sequences": list(by_name), "occurrence_on": p["occurrence_on"],
+         "occurrence_at": p["occurrence_at"]},
+    )  # fmt: skip
     live = []
     for sequence, n, first in _batch(
         con,
-        _union("tick_active", [(p, active) for p in phases], order=True),
+        f"create or replace temp table tick_active as\n{active}",
         "select sequence, count(*), min(enrolled_at) from tick_active group by sequence",
     ):
         if n:
