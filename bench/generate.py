@@ -102,16 +102,22 @@ def _type_case() -> str:
 
 
 def sequence_yaml(
-    i: int, rng: random.Random, start: dt.date, near_empty_of: int | None = None
+    i: int,
+    rng: random.Random,
+    start: dt.date,
+    *,
+    near_empty: bool = False,
+    one_instant: bool = False,
 ) -> dict:
     """One sequence: 3-5 steps, an audience of ~2-6 % of contacts, varied schedules.
-    ``near_empty_of`` (the contact count): the audience also names one contact id, so it
-    matches at most one contact (the per-sequence overhead tier of bench/tick_bench.py)."""
+
+    ``near_empty``: the audience also requires ``lead_score = 100`` (no generated contact has
+    it: it matches nobody), the per-sequence overhead case; ``one_instant``: every sequence
+    at 09:00 UTC, weekends included, so all of them share each instant. Both are applied
+    after the random draws: the rest of the sequence is the same."""
     smart = i % 5 == 4
     low = rng.randrange(0, 95)
     audience = [f"lead_score between {low} and {low + rng.randrange(1, 5)}"]
-    if near_empty_of:
-        audience.append(f"contact_id = 'c{(i * 7919) % near_empty_of + 1:09d}'")
     if i % 3 == 0:
         audience.append("last_contacted_mode <> 'Replied'")
     if i % 4 == 0:
@@ -149,19 +155,29 @@ def sequence_yaml(
     }
     if smart:
         seq |= {"interval_days": rng.randrange(1, 4), "duration_days": rng.randrange(7, 15)}
+    if near_empty:
+        audience.append("lead_score = 100")
+    if one_instant:
+        seq["schedule"] = {"time": "09:00", "timezone": "UTC", "exclude_weekends": False}
     return seq
 
 
 # Bumped whenever the generated files change: bench/tick_bench.py regenerates stale data.
-VERSION = "3"
+VERSION = "2"
 
 
 def generate(
-    out: Path, contacts: int, sequences: int, start: dt.date, days: int, near_empty: bool = False
+    out: Path,
+    contacts: int,
+    sequences: int,
+    start: dt.date,
+    days: int,
+    *,
+    near_empty: bool = False,
+    one_instant: bool = False,
 ) -> Path:
     """Write the workspace; sequence i depends only on i and ``start`` (not on the counts),
-    so the workspace with 10 sequences is a prefix of the one with 200 over the same data.
-    ``near_empty``: every audience matches at most one contact."""
+    so the workspace with 10 sequences is a prefix of the one with 200 over the same data."""
     (out / "sequences" / "templates").mkdir(parents=True, exist_ok=True)
     (out / "imports").mkdir(parents=True, exist_ok=True)
     users = {
@@ -171,7 +187,9 @@ def generate(
     (out / "users.yaml").write_text(yaml.safe_dump(users), encoding="utf-8")
     (out / "sequences" / "templates" / "intro.md.j2").write_text("Hi {{ contact.first_name }}")
     for i in range(sequences):
-        seq = sequence_yaml(i, random.Random(i), start, contacts if near_empty else None)
+        seq = sequence_yaml(
+            i, random.Random(i), start, near_empty=near_empty, one_instant=one_instant
+        )
         (out / "sequences" / f"{seq['name']}.yaml").write_text(
             yaml.safe_dump(seq, sort_keys=False), encoding="utf-8"
         )
@@ -198,10 +216,9 @@ def main() -> None:
     parser.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2026, 3, 2))
     parser.add_argument("--days", type=int, default=14)
     parser.add_argument("--out", type=Path, default=None)
-    parser.add_argument("--near-empty", action="store_true", help="audiences of ≤ 1 contact")
     args = parser.parse_args()
     out = args.out or Path("bench/data") / f"ws-{args.contacts}-{args.sequences}"
-    generate(out, args.contacts, args.sequences, args.start, args.days, args.near_empty)
+    generate(out, args.contacts, args.sequences, args.start, args.days)
     print(out)
 
 

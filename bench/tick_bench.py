@@ -8,22 +8,20 @@ the parquet imports straight into a fresh database file (ingest has its own benc
 ``arg_max(type, occurred_at) GROUP BY contact_id`` pass over the activities (the yardstick),
 then: a catch-up tick over ``--catch-up-days`` days, one daily tick (the steady state: a
 weekday, so every sequence has an occurrence), and a replay of the same as_of (nothing to
-do). Each tick is ``Project.run`` on the bench's connection, the production path: compile,
+do). ``--near-empty`` / ``--one-instant`` shape the sequences (bench/generate.py): the
+per-sequence overhead case is ``--near-empty --one-instant --compare 10,200``. Each tick
+is ``Project.run`` on the bench's connection, the production path: compile,
 lock the connection down, tick; ``seconds`` is all of it, ``compile_seconds`` its first part.
 It prints one JSON line per tick (seconds, occurrences, per-phase seconds, counts) and
 a summary per count: daily seconds, the arg_max seconds, their ratio, and the process's peak
 RSS; finally the ratio of the daily tick of the largest to the smallest ``--compare`` count.
 Ratios are always taken within one invocation (same machine load).
 
-Tiers of issue 11 (each prints its ratios, measured in the same run, and peak RSS):
-- ``--near-empty``: every audience matches at most one contact, so ``--compare 10,200``
-  measures the per-sequence overhead (target: 200 sequences ≤ 2× the time of 10);
-- ``--incremental DAYS``: one database ticked day by day for DAYS days (the production
-  path), another replaying the same DAYS from an empty state in one catch-up tick; prints the
-  last daily tick, the replay and their ratio (target ≥ 20×), and checks both made identical
-  decisions (enrolments and actions).
+Tier (d), ``--incremental DAYS``: one database ticked day by day for DAYS days (the
+production path), another replaying the same DAYS from an empty state in one catch-up tick;
+prints the last daily tick, the replay and their ratio (target ≥ 20×), and checks both made
+identical decisions (enrolments and actions):
 
-    .venv/bin/python bench/tick_bench.py --near-empty --compare 10,200
     .venv/bin/python bench/tick_bench.py --incremental 60
 """
 
@@ -87,13 +85,15 @@ def _timed_tick(con, project: Project, as_of: dt.datetime, label: str) -> dict:
     return row
 
 
-def _workspace(contacts: int, sequences: int, start: dt.date, near_empty: bool = False) -> Path:
-    root = HERE / "data" / f"ws-{contacts}-{sequences}{'-near-empty' if near_empty else ''}"
+def _workspace(args, sequences: int) -> Path:
+    shape = {"near_empty": args.near_empty, "one_instant": args.one_instant}
+    suffix = "".join(f"-{k.replace('_', '-')}" for k, on in shape.items() if on)
+    root = HERE / "data" / f"ws-{args.contacts}-{sequences}{suffix}"
     marker = root / "GENERATOR"
     if not marker.exists() or marker.read_text(encoding="utf-8") != VERSION:
         for stale in (root / "sequences").glob("*.yaml"):
             stale.unlink()
-        generate(root, contacts, sequences, start, 14, near_empty)
+        generate(root, args.contacts, sequences, args.start, 14, **shape)
     return root
 
 
@@ -117,7 +117,7 @@ DECISIONS = (
 
 def incremental(args) -> dict:
     """Tier (d): a daily tick after DAYS days of history vs replaying the DAYS at once."""
-    root = _workspace(args.contacts, args.sequences, args.start)
+    root = _workspace(args, args.sequences)
     base = dt.datetime.combine(args.start, dt.time(0))
     db, con = _fresh_db(f"incremental-{args.contacts}-{args.sequences}", args.threads)
     con.execute(LOAD.format(ws=root.resolve()))
@@ -158,9 +158,13 @@ def _peak_rss_mib() -> float:
 
 def scenario(args, sequences: int) -> dict:
     """One sequence count in this process: load, yardstick, catch-up, daily, replay."""
-    root = _workspace(args.contacts, sequences, args.start, args.near_empty)
-    suffix = "-near-empty" if args.near_empty else ""
-    db, con = _fresh_db(f"tick-{args.contacts}-{sequences}{suffix}", args.threads)
+    root = _workspace(args, sequences)
+    db = HERE / "out" / f"tick-{args.contacts}-{sequences}.duckdb"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    for stale in (db, db.with_suffix(".duckdb.wal")):
+        stale.unlink(missing_ok=True)
+    con = connect(db)
+    con.execute(f"set threads = {int(args.threads)}")
     if args.checkpoint_threshold:
         # DuckDB checkpoints at a commit once the WAL exceeds this (default 16MB); each
         # checkpoint rewrites the primary-key indexes (actions!). Off by default: the engine's
@@ -208,7 +212,7 @@ def _in_child(args, sequences: int) -> dict:
         sys.executable, __file__, "--only", str(sequences), "--contacts", str(args.contacts),
         "--catch-up-days", str(args.catch_up_days), "--start", args.start.isoformat(),
         "--threads", str(args.threads), "--checkpoint-threshold", args.checkpoint_threshold,
-    ] + (["--near-empty"] if args.near_empty else [])  # fmt: skip
+    ] + ["--near-empty"] * args.near_empty + ["--one-instant"] * args.one_instant  # fmt: skip
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     lines = out.strip().splitlines()
     for line in lines[:-1]:
@@ -236,7 +240,14 @@ def main() -> None:
         help="e.g. 1GB: DuckDB's checkpoint_threshold for the run (default: DuckDB's own)",
     )
     parser.add_argument(
-        "--near-empty", action="store_true", help="audiences of ≤ 1 contact (tier b)"
+        "--near-empty",
+        action="store_true",
+        help="every audience also requires lead_score = 100, which matches nobody",
+    )
+    parser.add_argument(
+        "--one-instant",
+        action="store_true",
+        help="every sequence at 09:00 UTC, weekends included: one instant group per day",
     )
     parser.add_argument(
         "--incremental", type=int, default=0, metavar="DAYS", help="tier d: daily vs replay"

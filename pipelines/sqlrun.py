@@ -13,6 +13,7 @@ the project read the top-level ``sql/`` beside the package (docs/decisions.md).
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from importlib import resources
 from pathlib import Path
@@ -83,6 +84,48 @@ def parameters(statement: str) -> set[str]:
     ['a', 'd']
     """
     return {m.group(1) for m in _PARAM.finditer(statement) if m.group(1)}
+
+
+def value(v: object) -> str:
+    """A Python parameter value as a typed SQL literal (for a statement whose parameters are
+    inlined, e.g. one branch per sequence of a batched tick statement).
+
+    >>> print(value(None), value(3), value(["a", "b"]), value(dt.date(2026, 3, 2)))
+    null 3 ['a', 'b'] DATE '2026-03-02'
+    >>> print(value(dt.datetime(2026, 3, 2, 9, 30)), value([]), value("it's"))
+    TIMESTAMP '2026-03-02 09:30:00' [] 'it''s'
+    """
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, dt.datetime):
+        if v.tzinfo is not None:
+            raise ValueError(f"naive UTC timestamps only: {v!r}")
+        return f"TIMESTAMP {literal(v.isoformat(sep=' '))}"
+    if isinstance(v, dt.date):
+        return f"DATE {literal(v.isoformat())}"
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(value(item) for item in v) + "]"
+    return literal(v)
+
+
+def inline(statement: str, params: dict[str, Any]) -> str:
+    """``statement`` with each named ``$parameter`` replaced by its value as a SQL literal
+    (comments and string literals are left alone, as in :func:`parameters`).
+
+    >>> print(inline("select $a, '$a' -- $a\\nwhere d = $d", {"a": "x", "d": None}))
+    select 'x', '$a' -- $a
+    where d = null
+    """
+
+    def replace(match: re.Match) -> str:
+        name = match.group(1)
+        return value(params[name]) if name else match.group(0)
+
+    return _PARAM.sub(replace, statement)
 
 
 def run(

@@ -38,11 +38,12 @@ class _Phase:
         self.clock = now
 
 
-def process_occurrence(
+def start_occurrence(
     con, compiled: CompiledSequence, occ: Occurrence, run_id: str, report: RunReport,
-    precomputed: set[str],
-) -> OccurrenceResult:  # fmt: skip
-    """Record the occurrence in the ledger, run its four phases, record its counts."""
+    record: bool = True,
+) -> _Phase:  # fmt: skip
+    """Record the occurrence in the ledger (unless ``record`` is off: a batched layer records
+    its occurrences in one statement); the parameters its phases share."""
     seq = compiled.sequence
     params = {
         "sequence": seq.name,
@@ -53,42 +54,67 @@ def process_occurrence(
         "decided_at": utc_now(),
         "run_id": run_id,
     }
-    con.execute(
-        "insert into occurrences (sequence, occurrence_on, occurrence_at, run_id) values (?,?,?,?)",
-        [seq.name, occ.on, occ.at, run_id],
-    )
-    phase = _Phase(con, compiled, occ, report, params, OccurrenceResult(occ))
+    if record:
+        con.execute(
+            "insert into occurrences (sequence, occurrence_on, occurrence_at, run_id) "
+            "values (?,?,?,?)",
+            [seq.name, occ.on, occ.at, run_id],
+        )
+    return _Phase(con, compiled, occ, report, params, OccurrenceResult(occ))
+
+
+def process_occurrence(
+    con, compiled: CompiledSequence, occ: Occurrence, run_id: str, report: RunReport,
+    precomputed: set[str],
+) -> OccurrenceResult:  # fmt: skip
+    """Record the occurrence in the ledger, run its four phases, record its counts."""
+    phase = start_occurrence(con, compiled, occ, run_id, report)
     _exits(phase)
     phase.lap("exits")
     _entries(phase, precomputed)
     phase.lap("entries")
+    return steps_and_completion(phase)
+
+
+def steps_and_completion(phase: _Phase) -> OccurrenceResult:
+    """Phases 3 and 4, then the ledger row's counts."""
     if not _steps(phase):
         phase.lap("steps")
-        return _finish_occurrence(phase)
+        return finish_occurrence(phase)
     phase.lap("steps")
     _completion(phase)
     phase.lap("completions")
-    return _finish_occurrence(phase)
+    return finish_occurrence(phase)
 
 
-def _exits(phase: _Phase) -> None:
-    """1. exits (skipped when nothing is active: saves the fixed cost of a query)."""
-    con, compiled, params = phase.con, phase.compiled, phase.params
+def exits_sql(phase: _Phase, any_active: int) -> str | None:
+    """The exits of the occurrence (int_exits.sql); None when nothing can exit (nothing
+    active, or every exit reason off: saves the fixed cost of a query)."""
+    compiled = phase.compiled
     seq, exit_sql = compiled.sequence, compiled.exit_sql
-    any_active = con.execute(
-        "select count(*) from enrollments where sequence = ? and status = 'active'", [seq.name]
-    ).fetchone()[0]
     exit_branches = any_active and (
         seq.exit.unsubscribed or seq.exit.bounced or seq.exit.replied or exit_sql is not None
     )
-    sql = sqlrun.render(
+    if not exit_branches:
+        return None
+    return sqlrun.render(
         "tick/int_exits.sql",
         exit=seq.exit,
         exit_sql=exit_sql,
         exit_branches=exit_branches,
         with_sequences=compiled.reads("exit").sequences,
     )
-    if exit_branches:
+
+
+def _exits(phase: _Phase) -> None:
+    """1. exits."""
+    con, params = phase.con, phase.params
+    any_active = con.execute(
+        "select count(*) from enrollments where sequence = ? and status = 'active'",
+        [params["sequence"]],
+    ).fetchone()[0]
+    sql = exits_sql(phase, any_active)
+    if sql is not None:
         sqlrun.materialize(con, "tick_exits", sql, params)
         phase.result.exits.update(
             dict(con.execute("select exit_reason, count(*) from tick_exits group by 1").fetchall())
@@ -96,13 +122,13 @@ def _exits(phase: _Phase) -> None:
         sqlrun.execute(con, "tick/dml_exit_enrollments.sql", params, source="tick_exits")
 
 
-def _entries(phase: _Phase, precomputed: set[str]) -> None:
-    """2. entries (from ``starts_on`` on)."""
-    con, compiled, params, result = phase.con, phase.compiled, phase.params, phase.result
+def entries_sql(phase: _Phase, precomputed: set[str]) -> str | None:
+    """The entry candidates of the occurrence (int_entries.sql); None before ``starts_on``."""
+    compiled = phase.compiled
     seq = compiled.sequence
     if not (seq.starts_on is None or phase.occ.on >= seq.starts_on):
-        return
-    sql = sqlrun.render(
+        return None
+    return sqlrun.render(
         "tick/int_entries.sql",
         audience_sql=compiled.audience_sql,
         record=seq.audience.record,
@@ -113,6 +139,14 @@ def _entries(phase: _Phase, precomputed: set[str]) -> None:
         precomputed=seq.name in precomputed,
         with_sequences=compiled.reads("exit", "audience").sequences,
     )
+
+
+def _entries(phase: _Phase, precomputed: set[str]) -> None:
+    """2. entries (from ``starts_on`` on)."""
+    con, params, result = phase.con, phase.params, phase.result
+    sql = entries_sql(phase, precomputed)
+    if sql is None:
+        return
     sqlrun.materialize(con, "tick_entries", sql, params)
     sqlrun.execute(con, "tick/dml_insert_enrollments.sql", params)
     sqlrun.execute(con, "tick/dml_resolve_manual_requests.sql", params)
@@ -129,21 +163,15 @@ def _entries(phase: _Phase, precomputed: set[str]) -> None:
     )
 
 
-def _steps(phase: _Phase) -> bool:
-    """3. steps; False when no enrolment is active (then there is nothing to complete)."""
-    con, compiled, params, result = phase.con, phase.compiled, phase.params, phase.result
+def steps_sql(phase: _Phase, active: str = "tick_active") -> str:
+    """The step decisions of the occurrence (int_step_actions.sql) over ``active``."""
+    compiled = phase.compiled
     seq = compiled.sequence
-    sqlrun.materialize(con, "tick_active", sqlrun.render("tick/int_active_enrollments.sql"), params)
-    active, params["min_enrolled_at"] = con.execute(
-        "select count(*), min(enrolled_at) from tick_active"
-    ).fetchone()
-    if active == 0:
-        return False
     steps = [
         {"id": s.id, "index": i, "day": s.day, "action": s.action, "sql": compiled.step_sql(s.id)}
         for i, s in enumerate(seq.steps)
     ]
-    sql = sqlrun.render(
+    return sqlrun.render(
         "tick/int_step_actions.sql",
         steps=steps,
         smart=seq.type == "smart",
@@ -151,28 +179,50 @@ def _steps(phase: _Phase) -> bool:
         duration_days=seq.duration_days,
         uses_enrollment=compiled.reads("step").enrollment,
         with_sequences=compiled.reads("step").sequences,
+        active=active,
     )
-    sqlrun.materialize(con, "tick_actions", sql, params)
+
+
+def count_steps(result: OccurrenceResult, step: str, status: str, n: int) -> None:
+    result.steps.setdefault(step, Counter())[status] += n
+    result.actions[status] += n
+
+
+def _steps(phase: _Phase) -> bool:
+    """3. steps; False when no enrolment is active (then there is nothing to complete)."""
+    con, params, result = phase.con, phase.params, phase.result
+    sqlrun.materialize(con, "tick_active", sqlrun.render("tick/int_active_enrollments.sql"), params)
+    active, params["min_enrolled_at"] = con.execute(
+        "select count(*), min(enrolled_at) from tick_active"
+    ).fetchone()
+    if active == 0:
+        return False
+    sqlrun.materialize(con, "tick_actions", steps_sql(phase), params)
     sqlrun.execute(con, "tick/dml_insert_actions.sql", params)
     for step, status, n in con.execute(
         "select step, status, count(*) from tick_actions group by all"
     ).fetchall():
-        result.steps.setdefault(step, Counter())[status] += n
-        result.actions[status] += n
+        count_steps(result, step, status, n)
     return True
 
 
-def _completion(phase: _Phase) -> None:
-    """4. completion."""
-    con, seq, params = phase.con, phase.compiled.sequence, phase.params
-    sql = sqlrun.render(
+def completion_sql(phase: _Phase, active: str = "tick_active") -> str:
+    """The enrolments completing at the occurrence (int_completions.sql) among ``active``."""
+    seq = phase.compiled.sequence
+    return sqlrun.render(
         "tick/int_completions.sql",
         smart=seq.type == "smart",
         duration_days=seq.duration_days,
         all_steps_done=seq.exit.all_steps_done,
         last_day=max((s.day or 0) for s in seq.steps),
+        active=active,
     )
-    sqlrun.materialize(con, "tick_completions", sql, params)
+
+
+def _completion(phase: _Phase) -> None:
+    """4. completion."""
+    con, params = phase.con, phase.params
+    sqlrun.materialize(con, "tick_completions", completion_sql(phase), params)
     sqlrun.execute(
         con,
         "tick/dml_exit_enrollments.sql",
@@ -183,20 +233,38 @@ def _completion(phase: _Phase) -> None:
     phase.result.exits["completed"] += completed
 
 
-def _finish_occurrence(phase: _Phase) -> OccurrenceResult:
-    """Record the occurrence's counts in the ledger row."""
+def finish_occurrence(phase: _Phase, record: bool = True) -> OccurrenceResult:
+    """Record the occurrence's counts in the ledger row (unless ``record`` is off: a batched
+    layer records them in one statement, :func:`ledger_counts`)."""
     result = phase.result
     result.exits = +result.exits
-    phase.con.execute(
-        "update occurrences set entries = ?, exits = ?, due = ?, skipped = ? "
-        "where sequence = ? and occurrence_on = ?",
-        [
-            result.entries,
-            sum(result.exits.values()),
-            result.actions["due"],
-            result.actions["skipped"],
-            phase.compiled.sequence.name,
-            phase.occ.on,
-        ],
-    )
+    if record:
+        for statement in ledger_counts([result]):
+            phase.con.execute(statement)
     return result
+
+
+def ledger_counts(results: list[OccurrenceResult]) -> list[str]:
+    """The statement writing the counts of ``results`` into their ledger rows."""
+    rows = ", ".join(
+        "({}, {}, {}, {}, {}, {})".format(
+            *map(
+                sqlrun.value,
+                [
+                    r.occurrence.sequence,
+                    r.occurrence.on,
+                    r.entries,
+                    sum(r.exits.values()),
+                    r.actions["due"],
+                    r.actions["skipped"],
+                ],
+            )
+        )
+        for r in results
+    )
+    return [
+        "update occurrences set entries = c.entries, exits = c.exits, due = c.due, "
+        "skipped = c.skipped "
+        f"from (values {rows}) as c(sequence, occurrence_on, entries, exits, due, skipped) "
+        "where occurrences.sequence = c.sequence and occurrences.occurrence_on = c.occurrence_on"
+    ]

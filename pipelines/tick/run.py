@@ -5,12 +5,16 @@ not processed before (ledger ``occurrences``, :mod:`pipelines.tick.pending`), ol
 ties by sequence name. Occurrences sharing an instant form a group that commits atomically;
 within a group the sequences run in name order, so a later sequence sees the entries of an
 earlier one. Before each group the incremental activity state moves to the group's instant
-(:mod:`pipelines.tick.state`); each occurrence then runs its phases
-(:mod:`pipelines.tick.phases`). Python loops only over instants and sequences.
+(:mod:`pipelines.tick.state`); the group then runs a layer at a time
+(:mod:`pipelines.tick.batch`, topologically by which sequence sees which one's enrolments):
+the sequences of a layer share one statement per phase (:mod:`pipelines.tick.phases` holds
+the phases, and runs a layer of one).
 
 A sequence whose SQL fails at run time (:class:`SequenceFailed`: a condition that fails
 only on data) rolls its group back; the group is redone without it, and it is left out of
 the rest of the run. Its error is in the report and the ``runs`` row; the others commit.
+A batched statement that fails (:class:`BatchFailed`) rolls the group back too; it is redone
+one sequence at a time, which names the culprit, and batching resumes once it is left out.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from pipelines.db import transaction
 from pipelines.errors import ConfigError, Location
 from pipelines.instants import to_naive_utc, utc_now
 from pipelines.progress import Progress
+from pipelines.tick.batch import BatchFailed, layers, parts, process_layer
 from pipelines.tick.occurrences import Occurrence
 from pipelines.tick.pending import group_by_instant, pending_occurrences, register_sequences
 from pipelines.tick.phases import process_occurrence
@@ -64,6 +69,8 @@ class TickRun:
     groups: list[list[Occurrence]]
     precomputed: set[str] | None = None
     audiences_once: bool = True  # off after the one-statement audience failed
+    batched: bool = True  # layers of independent sequences share statements (tick.batch)
+    one_by_one: bool = False  # after a batched statement failed, until its culprit is found
 
     def process_group(self, con, group: list[Occurrence]) -> list[OccurrenceResult]:
         """One instant: bring the state to it, then each of its occurrences."""
@@ -74,7 +81,19 @@ class TickRun:
             )
         advance_state(con, group[0].at)
         self.report.seconds["state"] += time.perf_counter() - clock
-        return [self._occurrence(con, occ) for occ in group]
+        if not self.batched or self.one_by_one:
+            return [self._occurrence(con, occ) for occ in group]
+        results = []
+        for layer in layers(group, self.compilation):
+            for part in parts(layer):
+                if len(part) == 1:
+                    results.append(self._occurrence(con, part[0]))
+                else:
+                    results += process_layer(
+                        con, self.compilation, part, self.run_id, self.report, self.precomputed
+                    )
+        order = {occ: i for i, occ in enumerate(group)}
+        return sorted(results, key=lambda r: order[r.occurrence])  # the group's order
 
     def _occurrence(self, con, occ: Occurrence) -> OccurrenceResult:
         try:
@@ -100,7 +119,13 @@ class TickRun:
             except AudienceBatchFailed:
                 self.audiences_once, self.precomputed = False, None  # find it per occurrence
                 continue
+            except BatchFailed:
+                self.one_by_one = True  # find it one sequence at a time
+                if first_of_run:
+                    self.precomputed = None
+                continue
             except SequenceFailed as failed:
+                self.one_by_one = False
                 self.report.failed.append(failed)
                 kept = self.report.failed_sequences
                 self.groups = [
@@ -119,6 +144,8 @@ def run_tick(
     compilation: Compilation,
     as_of: dt.datetime,
     progress: Callable[[int], Progress] | None = None,
+    *,
+    batched: bool = True,
 ) -> RunReport:
     """Process every unprocessed occurrence with instant ≤ ``as_of``; record a ``runs`` row.
 
@@ -127,6 +154,7 @@ def run_tick(
     ``as_of`` finds nothing to do and changes nothing but the ``runs`` log. ``progress``:
     given the number of occurrences to process, a :class:`~pipelines.progress.Progress`
     stepped after each instant (a catch-up run over many days shows how far it is).
+    ``batched=False`` runs every sequence alone (the reference the batched tick must equal).
     """
     as_of = to_naive_utc(as_of)
     report = RunReport(run_id=uuid.uuid4().hex, as_of=as_of)
@@ -135,7 +163,7 @@ def run_tick(
         starts = register_sequences(con, compilation, as_of)
         check_late_activities(con)
     groups = group_by_instant(pending_occurrences(con, compilation, starts, as_of))
-    run = TickRun(compilation, report.run_id, report, groups)
+    run = TickRun(compilation, report.run_id, report, groups, batched=batched)
     bar = progress(sum(map(len, groups))) if progress and groups else None
     for group in groups:
         run.commit_group(con, group)
@@ -182,7 +210,8 @@ def preview_occurrence(
         pending = [o for o in pending if (o.at, o.sequence) <= (target.at, target.sequence)]
         result = None
         groups = group_by_instant(pending)
-        run = TickRun(compilation, "preview", report, groups)
+        # one sequence at a time: a batch failure could not be redone inside this transaction
+        run = TickRun(compilation, "preview", report, groups, batched=False)
         for group in groups:
             for r in run.process_group(con, group):
                 if r.occurrence == target:

@@ -5,12 +5,19 @@
 -- plain insert, whose key check is an index lookup per row. (`on conflict do nothing` made
 -- DuckDB join every insert against a full scan of the actions keys: ~0.15 s per occurrence
 -- at 3e6 actions.) The primary key stays the backstop: a duplicate would fail the group.
+-- Batched (several sequences of one instant in one tick_actions), each row carries its
+-- sequence, occurrence and decided_at.
+{% set batched = batched | default(false) %}
+{% set sequence = 'sequence' if batched else '$sequence' %}
 insert into actions (
     idempotency_key, sequence, contact_id, enrollment_id, step, step_index, day, action,
     occurrence_on, occurrence_at, status, decided_status, decided_at
 )
 select
-    sha256(concat_ws(chr(31), $sequence, contact_id, step, enrollment_id)),
-    $sequence, contact_id, enrollment_id, step, step_index, day, action,
-    $occurrence_on, $occurrence_at, status, status, $decided_at
+    sha256(concat_ws(chr(31), {{ sequence }}, contact_id, step, enrollment_id)),
+    {{ sequence }}, contact_id, enrollment_id, step, step_index, day, action,
+    {{ 'occurrence_on' if batched else '$occurrence_on' }},
+    {{ 'occurrence_at' if batched else '$occurrence_at' }},
+    status, status,
+    {{ 'decided_at' if batched else '$decided_at' }}
 from tick_actions

@@ -1,10 +1,15 @@
 -- Entries (SPEC 6): every row of tick_entries (int_entries.sql) without a rejection reason
--- becomes an active enrolment at the occurrence's instant.
+-- becomes an active enrolment at the occurrence's instant. Batched (several sequences of one
+-- instant in one tick_entries), each row carries its sequence and occurrence.
+{% set batched = batched | default(false) %}
+{% set sequence = 'sequence' if batched else '$sequence' %}
 insert into enrollments (
     sequence, contact_id, enrollment_id, enrolled_on, enrolled_at, status, manual, email
 )
 select
-    $sequence, contact_id, $sequence || ':' || contact_id, $occurrence_on, $occurrence_at,
+    {{ sequence }}, contact_id, {{ sequence }} || ':' || contact_id,
+    {{ 'occurrence_on' if batched else '$occurrence_on' }},
+    {{ 'occurrence_at' if batched else '$occurrence_at' }},
     'active', manual, email
 from tick_entries
 where reason is null

@@ -6,6 +6,11 @@
 
 with
 
+-- tick_active, or (batched) this sequence's rows of it, without the batch's columns
+tick_active as (
+    select * from {{ active | default('tick_active') }}
+),
+
 {% if smart %}
 executed as (
     select contact_id, count(distinct step) as steps_executed

@@ -43,16 +43,9 @@ contact as not materialized (
     {% include 'tick/int_occurrence_contact.sql' %}
 ),
 
--- addresses that unsubscribed or bounced under any contact: a duplicate contact record
--- with the same lower(email) must not bring the address back
+-- addresses that unsubscribed or bounced under any contact
 suppressed_emails as (
-    select
-        __email_key as email,
-        bool_or(__unsubscribed) as unsubscribed,
-        bool_or(__bounced) as bounced,
-    from contact
-    where (__unsubscribed or __bounced) and __email_key is not null
-    group by all
+    {% include 'tick/int_suppressed_emails.sql' %}
 ),
 
 {% if audience_sql %}

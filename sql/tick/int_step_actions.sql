@@ -14,7 +14,8 @@ occurrence as (
 ),
 
 active_enrollments as (
-    select * from tick_active
+    -- tick_active, or (batched) this sequence's rows of it, without the batch's columns
+    select * from {{ active | default('tick_active') }}
     {% if smart %}
     where (day_index - 1) % {{ interval_days }} = 0
       and day_index <= {{ duration_days }}
