@@ -133,6 +133,10 @@ def ingest_file(
     if not path.is_file():
         raise IngestError("file not found", Location(file=str(path)))
     con.execute("set TimeZone = 'UTC'")  # offset-less timestamps are UTC
+    if validate_with_gx:
+        from pipelines.ingest import quality  # imports GX only in warm_up's thread
+
+        quality.warm_up()  # GX's import (seconds) overlaps DuckDB's reading
     # The content hash is computed while the file's encoding and line endings are checked;
     # a file seen before is then dropped unread. Read outside the transaction: rows of a temp
     # table written inside one carry provisional rowids, and rowid is the record's ordinal.
@@ -192,7 +196,7 @@ def _load(con, path, read_path, entity, columns, quoted, tag, validate) -> Inges
     if validate and good:
         from pipelines.ingest.quality import validate_loaded
 
-        validate_loaded(con, file=str(path), entity=entity)
+        validate_loaded(con, file=str(path), entity=entity, batch_rows=good)
     return IngestResult(
         file=str(path),
         entity=entity,
