@@ -13,6 +13,7 @@ while DuckDB reads the file (it takes seconds and is pure Python).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -117,12 +118,15 @@ def validate_loaded(
     file: str,
     entity: str,
     table: str = "ingest_stg",
-    sample_rows: int = SAMPLE_ROWS,
+    sample_rows: int | None = None,
     batch_rows: int | None = None,
 ) -> list[dict]:
-    """Run the entity's suite over a sample of at most ``sample_rows`` good rows of ``table``
-    (``batch_rows``: how many good rows it has, when the caller counted them) and write one
-    ``validation_results`` row per expectation; return those rows."""
+    """Run the entity's suite over a sample of at most ``sample_rows`` (default
+    ``SAMPLE_ROWS``) good rows of ``table`` (``batch_rows``: how many good rows it has, when
+    the caller counted them) and write one ``validation_results`` row per expectation; return
+    those rows. The result JSON names the sample: its size, the batch's, and a fingerprint of
+    its keys (the same rows give the same fingerprint)."""
+    sample_rows = SAMPLE_ROWS if sample_rows is None else sample_rows
     if batch_rows is None:
         (batch_rows,) = con.execute(
             f"select count(*) from {sqlrun.ident(table)} where len(__reasons) = 0"
@@ -132,10 +136,18 @@ def validate_loaded(
     suite = _suite(entity)
     batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
     size = len(frame)
+    keys = "\n".join(sorted(frame[KEYS[entity]].astype(str)))
+    sample = {
+        "rows": size,
+        "of": batch_rows,
+        "by": f"hash({KEYS[entity]})",
+        "fingerprint": hashlib.sha256(keys.encode()).hexdigest()[:16],
+    }
     note = f"sample of {size} of {batch_rows} rows" if size < batch_rows else f"all {size} rows"
     rows = []
     for r in batch.validate(suite).results:
         config, result = r.expectation_config, r.result
+        unexpected = result.get("partial_unexpected_list") or []
         rows.append(
             {
                 "file": file,
@@ -148,10 +160,8 @@ def validate_loaded(
                 "note": note,
                 "result": json.dumps(
                     {
-                        "sample": {"rows": size, "of": batch_rows, "by": f"hash({KEYS[entity]})"},
-                        "partial_unexpected_list": (result.get("partial_unexpected_list") or [])[
-                            :20
-                        ],
+                        "sample": sample,
+                        "partial_unexpected_list": unexpected[:20],
                     },
                     default=str,
                 ),
