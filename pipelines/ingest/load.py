@@ -144,7 +144,7 @@ def ingest_file(
         hashing = pool.submit(_sha256, path)
         source = prepare(path)  # UTF-8 with one kind of line ending (maybe a scratch copy)
         try:
-            columns, quoted = read(con, source.path, entity)
+            columns = read(con, source.path, entity)
             digest = hashing.result()
             seen = con.execute(
                 "select 1 from ingested_files where sha256 = $1 and entity = $2 and tag = $3",
@@ -153,9 +153,7 @@ def ingest_file(
             if seen:
                 return IngestResult(str(path), entity, 0, 0, 0, True)
             with transaction(con):
-                result = _load(
-                    con, path, source.path, entity, columns, quoted, tag, validate_with_gx
-                )
+                result = _load(con, path, source.path, entity, columns, tag, validate_with_gx)
                 con.execute(
                     "insert into ingested_files (sha256, file, entity, tag, loaded, updated,"
                     " quarantined) values ($1, $2, $3, $4, $5, $6, $7)",
@@ -181,18 +179,19 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _load(con, path, read_path, entity, columns, quoted, tag, validate) -> IngestResult:
+def _load(con, path, read_path, entity, columns, tag, validate) -> IngestResult:
     """Type and check the staged rows, quarantine the bad ones, merge the good ones."""
     fmt = path.suffix.lower().lstrip(".")
     notes: list[str] = []
     custom = custom_columns(con, entity, columns, notes) if entity != "activities" else []
-    stage_typed(con, entity, fmt, columns, custom, tag)
-    suspect = fmt != "csv" or check_csv_text(con, read_path, columns, quoted)
+    staged = stage_typed(con, entity, fmt, columns, custom, tag)
+    if fmt == "csv":
+        suspect = check_csv_text(con, read_path, columns, staged)
+    else:
+        suspect = staged.bad > 0  # JSONL and Parquet records all reach ingest_stg
     quarantined = quarantine(con, path, entity, fmt, columns) if suspect else 0
-    loaded, updated = merge(con, entity, columns, custom, tag)
-    good, total = con.execute(
-        "select count(*) filter (where len(__reasons) = 0), count(*) from ingest_stg"
-    ).fetchone()
+    loaded, updated = merge(con, entity, columns, custom, tag, match_emails=staged.match_emails)
+    good, total = staged.good, staged.total
     if validate and good:
         from pipelines.ingest.quality import validate_loaded
 
@@ -253,14 +252,12 @@ def load_staged_activities(
     with transaction(con):
         if within is not None:
             within(con)
-        stage_typed(con, "activities", "jsonl", {}, [], None)
+        staged = stage_typed(con, "activities", "jsonl", {}, [], None)
         quarantined = quarantine(
             con, path, "activities", "jsonl", {}, staged=True, line_offset=first_line - 1
         )
-        loaded, _ = merge(con, "activities", {}, [], None)
-        good, total = con.execute(
-            "select count(*) filter (where len(__reasons) = 0), count(*) from ingest_stg"
-        ).fetchone()
+        loaded, _ = merge(con, "activities", {}, [], None, match_emails=staged.match_emails)
+        good, total = staged.good, staged.total
         con.execute(
             "insert into ingested_files (sha256, file, entity, tag, loaded, updated,"
             " quarantined) values ($1, $2, $3, '', $4, 0, $5)",

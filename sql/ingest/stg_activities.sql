@@ -1,5 +1,7 @@
 -- Typed, checked activities of one file: one row per record of `ingest_raw`, with the reasons
--- it cannot load (an empty list loads). JSONL records arrive as one text per line (`__text`).
+-- it cannot load (an empty list loads), and whether a CSV value of it holds a quote
+-- (`__quoted`: then its lines are checked against the CSV grammar, pipelines/ingest/check.py).
+-- JSONL records arrive as one text per line (`__text`).
 -- Parameters: $email_re, $types (the built-in activity types).
 {% import 'ingest/_macros.sql' as m %}
 with
@@ -40,6 +42,7 @@ source as (
         nullif(r.step, '') as step,
         nullif(trim(r.message_id), '') as message_id,
         nullif(r.detail, '') as detail,
+        false as __quoted,
     from parsed
     where __text is not null
 ),
@@ -57,7 +60,8 @@ source as (
         nullif({{ src.step }}, '') as step,
         nullif(trim({{ src.message_id }}), '') as message_id,
         nullif({{ src.detail }}, '') as detail,
-    from ingest_raw
+        {{ quote_expr }} as __quoted,
+    from ingest_raw as raw
 ),
 {% endif %}
 
@@ -101,6 +105,7 @@ final as (
         step,
         message_id,
         detail,
+        __quoted,
         __reasons,
     from checked
 )

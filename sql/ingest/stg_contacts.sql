@@ -1,5 +1,7 @@
 -- Typed, checked contacts of one file: one row per record of `ingest_raw`, with the reasons
--- it cannot load (an empty list loads). Parameters: $email_re, $tag (NULL without --tag).
+-- it cannot load (an empty list loads), and whether a CSV value of it holds a quote
+-- (`__quoted`: then its lines are checked against the CSV grammar, pipelines/ingest/check.py).
+-- Parameters: $email_re, $tag (NULL without --tag).
 {% import 'ingest/_macros.sql' as m %}
 with
 
@@ -17,8 +19,9 @@ source as (
         nullif(trim({{ src.created_at }}), '') as created_at_raw,
         nullif(trim({{ src.updated_at }}), '') as updated_at_raw,
         coalesce($tag, nullif({{ src.import_name }}, '')) as import_name,
+        {{ quote_expr }} as __quoted,
         {{- m.custom_raw(custom) }}
-    from ingest_raw
+    from ingest_raw as raw
 ),
 
 typed as (
@@ -69,6 +72,7 @@ final as (
         {%- for c in custom %}
         {{ c.name | ident }},
         {%- endfor %}
+        __quoted,
         __reasons,
     from checked
 )
