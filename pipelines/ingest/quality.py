@@ -99,17 +99,32 @@ def _suite(entity: str):
     return suites[entity]
 
 
-def sample_sql(entity: str, table: str = "ingest_stg") -> str:
+def sample_sql(entity: str, table: str = "ingest_stg", *, cut: bool = False) -> str:
     """The good rows of ``table`` the suite looks at: the ``$n`` smallest by hash of the key
     (ties by the key), so the sample is bounded, spread over the file, and the same for the
-    same rows in any order. Parameter: ``$n``."""
+    same rows in any order. Parameter: ``$n``; with ``cut``, also ``$cut``: only rows whose
+    hash is below it are sorted (a filter instead of a top-n over the whole batch: 0.2 s vs
+    1.0 s at 1e7 rows). Whenever at least ``$n`` rows pass the cut, the answer is the same."""
     key = sqlrun.ident(KEYS[entity])
     columns = sorted({column for _, column, _ in SUITES[entity]})
     select = ", ".join(sqlrun.ident(c) for c in columns)
+    where = f" and hash({key}) < $cut::ubigint" if cut else ""
     return (
-        f"select {select} from {sqlrun.ident(table)} where len(__reasons) = 0 "
+        f"select {select} from {sqlrun.ident(table)} where len(__reasons) = 0{where} "
         f"order by hash({key}), {key} limit $n"
     )
+
+
+def _sample(con, entity: str, table: str, n: int, batch_rows: int):
+    """The sample as a pandas frame: cut at a hash below which about 2n rows fall (hashes
+    are uniform), or sort the whole batch when fewer than n fell below it."""
+    if batch_rows > 2 * n:
+        cut = min(2**64 - 1, int(2**64 * 2 * n / batch_rows))
+        params = {"n": n, "cut": cut}
+        frame = con.execute(sample_sql(entity, table, cut=True), params).df()
+        if len(frame) == n:
+            return frame
+    return con.execute(sample_sql(entity, table), {"n": n}).df()
 
 
 def validate_loaded(
@@ -131,7 +146,7 @@ def validate_loaded(
         (batch_rows,) = con.execute(
             f"select count(*) from {sqlrun.ident(table)} where len(__reasons) = 0"
         ).fetchone()
-    frame = con.execute(sample_sql(entity, table), {"n": sample_rows}).df()
+    frame = _sample(con, entity, table, sample_rows, batch_rows)
     _, _, batch_definition, _ = _gx()
     suite = _suite(entity)
     batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})

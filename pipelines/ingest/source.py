@@ -74,10 +74,13 @@ def _check_utf8(path: Path) -> tuple[bool, bool]:
     with path.open("rb") as f:
         while chunk := f.read(CHUNK):
             buffered = len(decoder.getstate()[0])
-            try:
-                decoder.decode(chunk)
-            except UnicodeDecodeError as exc:
-                _not_utf8(path, offset + exc.start - buffered)
+            # an ASCII chunk with no sequence pending is valid UTF-8: isascii() is a fast scan,
+            # decoding builds a str (most of this pass's time on a mostly-ASCII file)
+            if buffered or not chunk.isascii():
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    _not_utf8(path, offset + exc.start - buffered)
             lfs = chunk.count(b"\n")
             pairs = chunk.count(b"\r\n") + (last == b"\r" and chunk[:1] == b"\n")
             crlf = crlf or pairs > 0

@@ -56,6 +56,9 @@ def test_the_sample_is_bounded_and_the_same_rows_in_any_order(con):
     assert sampled_ids(con, "forward", 50) == sample  # seeded: again the same
     # spread over the file, not its first rows
     assert sample != sorted(f"c{i}" for i in range(1000))[:50]
+    # the cut at a hash gives the same rows as sorting the whole batch
+    frame = quality._sample(con, "contacts", "forward", 50, 1000)
+    assert sorted(frame["contact_id"]) == sample
     stage_contacts(con, "small", list(range(30)))
     assert len(sampled_ids(con, "small", 50)) == 30  # a small batch is validated whole
 
