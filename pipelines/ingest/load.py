@@ -21,7 +21,7 @@ from pipelines.db import transaction
 from pipelines.errors import IngestError, Location
 from pipelines.ingest.check import check_csv_text, custom_columns, stage_typed
 from pipelines.ingest.read import ENTITIES, STAGING_TABLES, detect_entity, read
-from pipelines.ingest.source import NotDecodable, prepare
+from pipelines.ingest.source import NotDecodable, prepare, scan
 from pipelines.ingest.write import merge, quarantine
 
 log = logging.getLogger(__name__)
@@ -137,15 +137,23 @@ def ingest_file(
         from pipelines.ingest import quality  # imports GX only in warm_up's thread
 
         quality.warm_up()  # GX's import (seconds) overlaps DuckDB's reading
-    # The content hash is computed while the file's encoding and line endings are checked;
-    # a file seen before is then dropped unread. Read outside the transaction: rows of a temp
-    # table written inside one carry provisional rowids, and rowid is the record's ordinal.
+    # One thread hashes the file and checks its encoding and line endings while DuckDB reads
+    # it as it is (most files need no scratch copy; one that does is read again from the copy,
+    # one that is not UTF-8 is rejected by the check); a file seen before is then dropped.
+    # Read outside the transaction: rows of a temp table written inside one carry
+    # provisional rowids, and rowid is the record's ordinal.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        hashing = pool.submit(_sha256, path)
-        source = prepare(path)  # UTF-8 with one kind of line ending (maybe a scratch copy)
+        scanning = pool.submit(scan, path)
         try:
-            columns = read(con, source.path, entity)
-            digest = hashing.result()
+            columns = read(con, path, entity)
+        except (IngestError, duckdb.Error, UnicodeError):
+            columns = None  # read again below: from a scratch copy, or to raise its error
+        scanned = scanning.result()  # NotDecodable: rejected whatever DuckDB made of it
+        source = prepare(path, scanned)  # UTF-8 with one kind of line ending
+        try:
+            if columns is None or source.path != path:
+                columns = read(con, source.path, entity)
+            digest = scanned.digest
             seen = con.execute(
                 "select 1 from ingested_files where sha256 = $1 and entity = $2 and tag = $3",
                 [digest, entity, tag or ""],
