@@ -3,12 +3,13 @@
     .venv/bin/python bench/ingest_bench.py --contacts 1000000 --activities 10000000
 
 Generates seeded CSVs with DuckDB (COPY TO), then times, each in its own process and into a
-fresh database file, with a ``checkpoint`` at the end so both are on disk:
-``create table t as select * from read_csv(file)`` (the baseline); ``ingest_file`` without
-the Great Expectations suite; and ``ingest_file`` with it (the CLI's ingest: GX imported cold,
-run on its bounded sample). Prints seconds, rows/s, ingest/read_csv and each process's peak
-RSS. Ratios are measured in the same run: the machine is shared, absolute times drift.
-Figures: docs/decisions.md, "Ingest at DuckDB speed".
+fresh database file (each file alone, then both in one process as ``sequencer ingest``
+does), with a ``checkpoint`` at the end so all is on disk: ``create table t as select *
+from read_csv(file)`` (the baseline); ``ingest_file`` without the Great Expectations suite;
+and ``ingest_file`` with it (the CLI's ingest: GX imported cold, run on its bounded sample).
+Prints seconds, rows/s, ingest/read_csv and each process's peak RSS. Ratios are measured in
+the same run: the machine is shared, absolute times drift.
+Figures: docs/decisions.md, "Ingest at DuckDB speed (issue 11)".
 """
 
 from __future__ import annotations
@@ -83,20 +84,23 @@ def fresh(out: Path, name: str) -> Path:
     return db
 
 
-def one(mode: str, path: Path, db: Path) -> dict:
-    """One measurement in this process: seconds, and this process's peak RSS."""
+def one(mode: str, paths: list[Path], db: Path) -> dict:
+    """One measurement in this process (every file into one database, in order): seconds,
+    and this process's peak RSS."""
     start = time.perf_counter()
     if mode == "read_csv":
         con = duckdb.connect(str(db))
-        con.execute("create table t as select * from read_csv($1)", [str(path)])
+        for i, path in enumerate(paths):
+            con.execute(f"create table t{i} as select * from read_csv($1)", [str(path)])
     else:
         from pipelines.db import connect
         from pipelines.ingest.load import ingest_file
 
         con = connect(db)
         start = time.perf_counter()  # the schema is not the file's cost
-        r = ingest_file(con, path, validate_with_gx=mode == "ingest+GX")
-        assert r.loaded == r.rows and r.quarantined == 0, r
+        for path in paths:
+            r = ingest_file(con, path, validate_with_gx=mode == "ingest+GX")
+            assert r.loaded == r.rows and r.quarantined == 0, r
     con.execute("checkpoint")
     elapsed = time.perf_counter() - start
     con.close()
@@ -106,14 +110,15 @@ def one(mode: str, path: Path, db: Path) -> dict:
     }
 
 
-def measure(mode: str, path: Path, out: Path) -> dict:
+def measure(mode: str, paths: list[Path], out: Path) -> dict:
     db = fresh(out, "bench_" + mode.replace("+", "_"))
+    files = [str(p) for p in paths]
     proc = subprocess.run(
-        [sys.executable, __file__, "--one", mode, "--file", str(path), "--db", str(db)],
+        [sys.executable, __file__, "--one", mode, "--db", str(db), "--file", *files],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     if proc.returncode:
-        sys.exit(f"{mode} of {path.name} failed:\n{proc.stderr}")
+        sys.exit(f"{mode} of {', '.join(p.name for p in paths)} failed:\n{proc.stderr}")
     fresh(out, "bench_" + mode.replace("+", "_"))
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -128,7 +133,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "data")
     parser.add_argument("--no-gx", action="store_true", help="skip the run with GX")
     parser.add_argument("--one", choices=MODES, help=argparse.SUPPRESS)
-    parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--file", type=Path, nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -140,15 +145,18 @@ def main() -> None:
     print(f"generated in {time.perf_counter() - start:.1f}s: {', '.join(map(str, paths))}")
     modes = MODES[:2] if args.no_gx else MODES
     print(f"{'file':<28}{'rows':>11}" + "".join(f"{m:>26}" for m in modes) + "   ratio")
-    for path, n in zip(paths, [args.contacts, args.activities], strict=True):
-        got = {m: measure(m, path, args.out) for m in modes}
+    rows = [args.contacts, args.activities]
+    batches = [([p], p.name, n) for p, n in zip(paths, rows, strict=True)]
+    batches.append((paths, "both, one process (CLI)", sum(rows)))
+    for batch, name, n in batches:
+        got = {m: measure(m, batch, args.out) for m in modes}
         cells = "".join(
             f"{got[m]['seconds']:7.2f}s {n / got[m]['seconds'] / 1e6:5.2f}M/s "
             f"{got[m]['rss_mib']:5.0f}MiB"
             for m in modes
         )
         ratio = got[modes[-1]]["seconds"] / got["read_csv"]["seconds"]
-        print(f"{path.name:<28}{n:>11}{cells}{ratio:7.2f}x", flush=True)
+        print(f"{name:<28}{n:>11}{cells}{ratio:7.2f}x", flush=True)
     print(f"ratio = {modes[-1]} time / read_csv time (target <= 2); MiB = the process's peak RSS")
 
 
