@@ -143,12 +143,7 @@ def ingest_file(
     # Read outside the transaction: rows of a temp table written inside one carry
     # provisional rowids, and rowid is the record's ordinal.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        scanning = pool.submit(scan, path)
-        try:
-            columns = read(con, path, entity)
-        except (IngestError, duckdb.Error, UnicodeError):
-            columns = None  # read again below: from a scratch copy, or to raise its error
-        scanned = scanning.result()  # NotDecodable: rejected whatever DuckDB made of it
+        scanned, columns = _read_while_scanning(con, pool, path, entity)
         source = prepare(path, scanned)  # UTF-8 with one kind of line ending
         try:
             if columns is None or source.path != path:
@@ -177,6 +172,19 @@ def ingest_file(
         result.quarantined,
     )  # fmt: skip
     return result
+
+
+def _read_while_scanning(con, pool, path: Path, entity: str):
+    """The file's :func:`scan` (a thread) and, meanwhile, DuckDB's read of the file as it is:
+    (scan, columns), columns None when that read failed (read again by the caller from a
+    scratch copy, or to raise its error). A file that is not UTF-8 raises NotDecodable
+    whatever DuckDB made of it."""
+    scanning = pool.submit(scan, path)
+    try:
+        columns = read(con, path, entity)
+    except (IngestError, duckdb.Error, UnicodeError):
+        columns = None
+    return scanning.result(), columns
 
 
 def _sha256(path: Path) -> str:

@@ -150,38 +150,10 @@ def validate_loaded(
     _, _, batch_definition, _ = _gx()
     suite = _suite(entity)
     batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
-    size = len(frame)
-    keys = "\n".join(sorted(frame[KEYS[entity]].astype(str)))
-    sample = {
-        "rows": size,
-        "of": batch_rows,
-        "by": f"hash({KEYS[entity]})",
-        "fingerprint": hashlib.sha256(keys.encode()).hexdigest()[:16],
-    }
-    note = f"sample of {size} of {batch_rows} rows" if size < batch_rows else f"all {size} rows"
-    rows = []
-    for r in batch.validate(suite).results:
-        config, result = r.expectation_config, r.result
-        unexpected = result.get("partial_unexpected_list") or []
-        rows.append(
-            {
-                "file": file,
-                "entity": entity,
-                "expectation": f"{config.type}({config.kwargs.get('column')})",
-                "success": bool(r.success),
-                "element_count": int(result.get("element_count") or 0),
-                "unexpected_count": int(result.get("unexpected_count") or 0),
-                "batch_rows": batch_rows,
-                "note": note,
-                "result": json.dumps(
-                    {
-                        "sample": sample,
-                        "partial_unexpected_list": unexpected[:20],
-                    },
-                    default=str,
-                ),
-            }
-        )
+    sample = _described(frame, entity, batch_rows)
+    rows = [
+        {"file": file, "entity": entity, **_row(r, sample)} for r in batch.validate(suite).results
+    ]
     if rows:
         con.executemany(
             "insert into validation_results (file, entity, expectation, success, element_count,"
@@ -190,3 +162,35 @@ def validate_loaded(
             rows,
         )
     return rows
+
+
+def _described(frame, entity: str, batch_rows: int) -> dict:
+    """What the sample was: its size, the batch's, and a fingerprint of its keys."""
+    size = len(frame)
+    keys = "\n".join(sorted(frame[KEYS[entity]].astype(str)))
+    return {
+        "rows": size,
+        "of": batch_rows,
+        "by": f"hash({KEYS[entity]})",
+        "fingerprint": hashlib.sha256(keys.encode()).hexdigest()[:16],
+    }
+
+
+def _row(r, sample: dict) -> dict:
+    """One ``validation_results`` row (without file and entity) from a GX result."""
+    config, result = r.expectation_config, r.result
+    size, batch_rows = sample["rows"], sample["of"]
+    unexpected = result.get("partial_unexpected_list") or []
+    return {
+        "expectation": f"{config.type}({config.kwargs.get('column')})",
+        "success": bool(r.success),
+        "element_count": int(result.get("element_count") or 0),
+        "unexpected_count": int(result.get("unexpected_count") or 0),
+        "batch_rows": batch_rows,
+        "note": f"sample of {size} of {batch_rows} rows"
+        if size < batch_rows
+        else f"all {size} rows",
+        "result": json.dumps(
+            {"sample": sample, "partial_unexpected_list": unexpected[:20]}, default=str
+        ),
+    }
