@@ -192,11 +192,12 @@ def check_csv_text(con, path: Path, columns: dict[str, str], staged: Staged) -> 
     if not quoted:
         return True
     sql = sqlrun.render("ingest/int_stray_quotes.sql", quote_expr=quote_expr(columns))
-    (newly_bad,) = con.execute(
-        f"select count(*) from ingest_stg where len(__reasons) = 0 and __rec in ({sql})",
+    found, newly_bad = con.execute(
+        "select count(*), count(*) filter (where len(__reasons) = 0) from ingest_stg"
+        f" where __rec in ({sql})",
         {"csv_re": CSV_RECORD_RE},
     ).fetchone()
-    if newly_bad:
+    if found:  # a bad row with a stray quote gets the reason too
         con.execute(
             f"update ingest_stg set __reasons = list_append(__reasons, 'stray quote') "
             f"where __rec in ({sql})",
