@@ -23,7 +23,7 @@ long as (
 values_ as (
     select
         column_name,
-        nullif(trim(raw_value), '') as v,
+        nullif({{ m.trimmed('raw_value') }}, '') as v,
     from long
 ),
 

@@ -8,12 +8,12 @@ with
 source as (
     select
         rowid + 1 as __rec,
-        nullif(trim({{ src.account_id }}), '') as account_id,
+        nullif({{ m.trimmed(src.account_id) }}, '') as account_id,
         nullif({{ src.name }}, '') as name,
-        nullif(trim({{ src.domain }}), '') as domain,
-        nullif(trim({{ src.owner_id }}), '') as owner_id,
-        nullif(trim({{ src.created_at }}), '') as created_at_raw,
-        nullif(trim({{ src.updated_at }}), '') as updated_at_raw,
+        nullif({{ m.trimmed(src.domain) }}, '') as domain,
+        nullif({{ m.trimmed(src.owner_id) }}, '') as owner_id,
+        nullif({{ m.trimmed(src.created_at) }}, '') as created_at_raw,
+        nullif({{ m.trimmed(src.updated_at) }}, '') as updated_at_raw,
         coalesce($tag, nullif({{ src.import_name }}, '')) as import_name,
         {{ quote_expr }} as __quoted,
         {{- m.custom_raw(custom) }}

@@ -163,3 +163,23 @@ def test_gx_is_imported_only_when_validation_runs(tmp_path, validation):
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
     assert out.stdout.strip() == str(validation == "on")
+
+
+def test_the_guarded_trim_equals_trim_for_every_character(con):
+    """sql/ingest/_macros.sql `trimmed` skips trim() for values that cannot change: it must
+    give trim()'s answer for any character at either end (every BMP code point)."""
+    from pipelines import sqlrun
+
+    sql = sqlrun.ENV.from_string(
+        "{% import 'ingest/_macros.sql' as m %}select count(*), count(*) filter"
+        " (where trim(x) is distinct from {{ m.trimmed('x') }}) from values_"
+    ).render()
+    con.execute(
+        "create temp table values_ as select unnest([chr(i::int) || 'a', 'a' || chr(i::int),"
+        " chr(i::int), ' ' || chr(i::int) || 'a b ' || chr(i::int), '', null]) as x"
+        " from range(1, 65536) t(i) where i not between 55296 and 57343"
+    )
+    total, different = con.execute(sql).fetchone()
+    assert total > 300_000 and different == 0
+    (changed,) = con.execute("select count(*) from values_ where trim(x) <> x").fetchone()
+    assert changed > 60_000  # the values do exercise trim
