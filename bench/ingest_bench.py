@@ -1,15 +1,23 @@
-"""Ingest throughput against DuckDB's own ``read_csv``.
+"""Ingest (with its quality checks) against DuckDB's own ``read_csv``, in one run.
 
     .venv/bin/python bench/ingest_bench.py --contacts 1000000 --activities 10000000
 
-Generates seeded CSVs with DuckDB (COPY TO), then, each into a fresh database file:
-``create table t as select * from read_csv(file)`` per file (the baseline), ``ingest_file``
-without Great Expectations, and ``ingest_file`` with it. Prints rows/s and ingest/read_csv.
+Generates seeded CSVs with DuckDB (COPY TO), then times, each in its own process and into a
+fresh database file (each file alone, then both in one process as ``sequencer ingest``
+does), with a ``checkpoint`` at the end so all is on disk: ``create table t as select *
+from read_csv(file)`` (the baseline); ``ingest_file`` without the Great Expectations suite;
+and ``ingest_file`` with it (the CLI's ingest: GX imported cold, run on its bounded sample).
+Prints seconds, rows/s, ingest/read_csv and each process's peak RSS. Ratios are measured in
+the same run: the machine is shared, absolute times drift.
+Figures: docs/decisions.md, "Ingest at DuckDB speed (issue 11)".
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import resource
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,9 +25,6 @@ from pathlib import Path
 import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from pipelines.db import connect  # noqa: E402
-from pipelines.ingest.load import ingest_file  # noqa: E402
 
 CONTACTS_SQL = """
 copy (
@@ -79,25 +84,46 @@ def fresh(out: Path, name: str) -> Path:
     return db
 
 
-def baseline(out: Path, path: Path) -> float:
-    con = duckdb.connect(str(fresh(out, "bench_read_csv")))
+def one(mode: str, paths: list[Path], db: Path) -> dict:
+    """One measurement in this process (every file into one database, in order): seconds,
+    and this process's peak RSS."""
     start = time.perf_counter()
-    con.execute("create table t as select * from read_csv($1)", [str(path)])
+    if mode == "read_csv":
+        con = duckdb.connect(str(db))
+        for i, path in enumerate(paths):
+            con.execute(f"create table t{i} as select * from read_csv($1)", [str(path)])
+    else:
+        from pipelines.db import connect
+        from pipelines.ingest.load import ingest_file
+
+        con = connect(db)
+        start = time.perf_counter()  # the schema is not the file's cost
+        for path in paths:
+            r = ingest_file(con, path, validate_with_gx=mode == "ingest+GX")
+            assert r.loaded == r.rows and r.quarantined == 0, r
+    con.execute("checkpoint")
     elapsed = time.perf_counter() - start
     con.close()
-    return elapsed
+    return {
+        "seconds": elapsed,
+        "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
-def run_ingest(out: Path, paths: list[Path], gx: bool) -> list[float]:
-    con = connect(fresh(out, f"bench_ingest_gx{int(gx)}"))
-    times = []
-    for path in paths:
-        start = time.perf_counter()
-        r = ingest_file(con, path, validate_with_gx=gx)
-        times.append(time.perf_counter() - start)
-        assert r.loaded == r.rows and r.quarantined == 0, r
-    con.close()
-    return times
+def measure(mode: str, paths: list[Path], out: Path) -> dict:
+    db = fresh(out, "bench_" + mode.replace("+", "_"))
+    files = [str(p) for p in paths]
+    proc = subprocess.run(
+        [sys.executable, __file__, "--one", mode, "--db", str(db), "--file", *files],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if proc.returncode:
+        sys.exit(f"{mode} of {', '.join(p.name for p in paths)} failed:\n{proc.stderr}")
+    fresh(out, "bench_" + mode.replace("+", "_"))
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+MODES = ("read_csv", "ingest", "ingest+GX")
 
 
 def main() -> None:
@@ -106,30 +132,32 @@ def main() -> None:
     parser.add_argument("--activities", type=int, default=1_000_000)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "data")
     parser.add_argument("--no-gx", action="store_true", help="skip the run with GX")
+    parser.add_argument("--one", choices=MODES, help=argparse.SUPPRESS)
+    parser.add_argument("--file", type=Path, nargs="+", help=argparse.SUPPRESS)
+    parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.one:
+        print(json.dumps(one(args.one, args.file, args.db)))
+        return
 
     start = time.perf_counter()
     paths = generate(args.out, args.contacts, args.activities)
     print(f"generated in {time.perf_counter() - start:.1f}s: {', '.join(map(str, paths))}")
+    modes = MODES[:2] if args.no_gx else MODES
+    print(f"{'file':<28}{'rows':>11}" + "".join(f"{m:>26}" for m in modes) + "   ratio")
     rows = [args.contacts, args.activities]
-    base = [baseline(args.out, p) for p in paths]
-    no_gx = run_ingest(args.out, paths, gx=False)
-    with_gx = None if args.no_gx else run_ingest(args.out, paths, gx=True)
-
-    print(f"{'file':<28}{'rows':>11}{'read_csv':>18}{'ingest':>18}{'ratio':>7}", end="")
-    print(f"{'ingest+GX':>18}{'ratio':>7}" if with_gx else "")
-    for i, path in enumerate(paths):
-        n = rows[i]
-
-        def cell(t: float, n: int = n) -> str:
-            return f"{t:6.2f}s {n / t / 1e6:5.2f}M/s"
-
-        line = f"{path.name:<28}{n:>11}{cell(base[i]):>18}{cell(no_gx[i]):>18}"
-        line += f"{base[i] / no_gx[i]:>7.2f}"
-        if with_gx:
-            line += f"{cell(with_gx[i]):>18}{base[i] / with_gx[i]:>7.2f}"
-        print(line)
-    print("ratio = read_csv time / ingest time (throughput of ingest relative to read_csv)")
+    batches = [([p], p.name, n) for p, n in zip(paths, rows, strict=True)]
+    batches.append((paths, "both, one process (CLI)", sum(rows)))
+    for batch, name, n in batches:
+        got = {m: measure(m, batch, args.out) for m in modes}
+        cells = "".join(
+            f"{got[m]['seconds']:7.2f}s {n / got[m]['seconds'] / 1e6:5.2f}M/s "
+            f"{got[m]['rss_mib']:5.0f}MiB"
+            for m in modes
+        )
+        ratio = got[modes[-1]]["seconds"] / got["read_csv"]["seconds"]
+        print(f"{name:<28}{n:>11}{cells}{ratio:7.2f}x", flush=True)
+    print(f"ratio = {modes[-1]} time / read_csv time (target <= 2); MiB = the process's peak RSS")
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ create table if not exists ingested_files (
     primary key (sha256, entity, tag),
 );
 
--- Great Expectations results for every ingested batch.
+-- Great Expectations results for every ingested batch (on a sample: ingest/quality.py).
 create table if not exists validation_results (
     file varchar not null,
     entity varchar not null,
@@ -81,7 +81,12 @@ create table if not exists validation_results (
     unexpected_count bigint,
     result json,
     validated_at timestamp default current_localtimestamp(),
+    batch_rows bigint,                  -- good rows of the batch; element_count: the sample's
+    note varchar,                       -- 'sample of N of M rows' | 'all N rows'
 );
+-- Databases created before the suite ran on a sample gain the two columns.
+alter table validation_results add column if not exists batch_rows bigint;
+alter table validation_results add column if not exists note varchar;
 
 -- One row per sequence and contact: a contact is never enrolled twice in the same sequence.
 create table if not exists enrollments (

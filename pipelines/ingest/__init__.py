@@ -5,5 +5,5 @@
 - :mod:`.read` — the file as text columns (``ingest_raw``), its entity and columns;
 - :mod:`.check` — typing, duplicates and the CSV grammar checks (``ingest_stg``);
 - :mod:`.write` — quarantine and the bulk merge;
-- :mod:`.quality` — the Great Expectations suite over what was loaded.
+- :mod:`.quality` — the Great Expectations suite over a seeded sample of what was loaded.
 """

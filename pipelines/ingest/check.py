@@ -5,6 +5,7 @@ CSV records DuckDB read wrongly (stray quotes, multi-line values) get their reas
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipelines import sqlrun
@@ -46,11 +47,16 @@ def custom_columns(con, entity: str, columns: dict[str, str], notes: list[str]) 
     extra = [n for n in columns if n not in BASE_COLUMNS[entity]]
     looked_at = [n for n in extra if n not in stored or stored[n] == "BIGINT"]
     if looked_at:
-        sql = sqlrun.render(
-            "ingest/int_infer_types.sql",
-            columns=[{"name": n, "source": columns[n]} for n in looked_at],
-        )
-        counts = {row["column_name"]: row for row in sqlrun.dicts(con.execute(sql))}
+        counts = _type_counts(con, looked_at, columns, numeric_only=True)
+        # a column all of whose values are integers (or numbers) is typed from this first
+        # pass; the others (and no stored column: it only widens) need every type's counts
+        undecided = [
+            n for n in looked_at
+            if n not in stored and counts.get(n)
+            and counts[n]["n"] not in (counts[n]["bigint_ok"], counts[n]["double_ok"])
+        ]  # fmt: skip
+        if undecided:
+            counts |= _type_counts(con, undecided, columns, numeric_only=False)
         for name in looked_at:
             c = counts.get(name)
             type_ = _widened(name, c, notes) if name in stored else _inferred(name, c, notes)
@@ -60,6 +66,15 @@ def custom_columns(con, entity: str, columns: dict[str, str], notes: list[str]) 
                 con.execute(f"alter table {entity} alter {sqlrun.ident(name)} type {type_}")
             stored[name] = type_
     return [{"name": n, "source": columns[n], "type": stored[n]} for n in extra]
+
+
+def _type_counts(con, names: list[str], columns: dict[str, str], *, numeric_only: bool):
+    sql = sqlrun.render(
+        "ingest/int_infer_types.sql",
+        columns=[{"name": n, "source": columns[n]} for n in names],
+        numeric_only=numeric_only,
+    )
+    return {row["column_name"]: row for row in sqlrun.dicts(con.execute(sql))}
 
 
 def _inferred(name: str, c: dict | None, notes: list[str]) -> str:
@@ -98,9 +113,27 @@ def _widened(name: str, c: dict | None, notes: list[str]) -> str:
     return "BIGINT"
 
 
-def stage_typed(con, entity, fmt, columns, custom, tag) -> None:
+@dataclass
+class Staged:
+    """What one pass over ``ingest_stg`` (after the in-file dedup) found, so no later step
+    scans it again to count."""
+
+    total: int  # staged records
+    bad: int  # records with a reason (duplicates of the file included)
+    quoted: bool  # some CSV value holds a quote: the lines are checked against the grammar
+    match_emails: bool  # good activities with an email and no contact_id
+
+    @property
+    def good(self) -> int:
+        return self.total - self.bad
+
+
+def stage_typed(con, entity, fmt, columns, custom, tag) -> Staged:
     src = {c: columns.get(c, "null::varchar") for c in BASE_COLUMNS[entity]}
-    sql = sqlrun.render(f"ingest/stg_{entity}.sql", src=src, custom=custom, jsonl=fmt == "jsonl")
+    sql = sqlrun.render(
+        f"ingest/stg_{entity}.sql", src=src, custom=custom, jsonl=fmt == "jsonl",
+        quote_expr=quote_expr(columns) if fmt == "csv" else "false",
+    )  # fmt: skip
     if entity != "activities":
         con.execute(
             "create temp table if not exists ingest_timezones as "
@@ -108,30 +141,43 @@ def stage_typed(con, entity, fmt, columns, custom, tag) -> None:
         )
     params = {"email_re": EMAIL_RE, "types": ACTIVITY_TYPES, "tag": tag}
     sqlrun.run(con, f"create temp table ingest_stg as {sql}", params)
-    _mark_duplicates(con, entity)
+    return _count_and_dedup(con, entity)
 
 
-def _mark_duplicates(con, entity: str) -> None:
-    key = KEYS[entity]
-    (repeats,) = con.execute(
-        f"select count({sqlrun.ident(key)}) - count(distinct {sqlrun.ident(key)}) from ingest_stg"
-        " where len(__reasons) = 0"
+def _count_and_dedup(con, entity: str) -> Staged:
+    """One scan for every count the load needs; then repeated ids of the file are marked
+    (count - count distinct of the good keys is exactly how many int_dedup.sql marks)."""
+    key = sqlrun.ident(KEYS[entity])
+    good = "len(__reasons) = 0"
+    emails = (
+        f"count(*) filter (where {good} and contact_id is null and email is not null) > 0"
+        if entity == "activities"
+        else "false"
+    )
+    total, bad, repeats, quoted, match_emails = con.execute(
+        f"select count(*), count(*) filter (where not {good}),"
+        f" count({key}) filter (where {good}) - count(distinct {key}) filter (where {good}),"
+        f" coalesce(bool_or(__quoted), false), {emails} from ingest_stg"
     ).fetchone()
     if repeats:
-        sql = sqlrun.render("ingest/int_dedup.sql", key=key, has_updated_at=entity != "activities")
+        sql = sqlrun.render(
+            "ingest/int_dedup.sql", key=KEYS[entity], has_updated_at=entity != "activities"
+        )
         con.execute(
             f"update ingest_stg set __reasons = [$reason] where __rec in ({sql})",
-            {"reason": f"duplicate {key} in file"},
+            {"reason": f"duplicate {KEYS[entity]} in file"},
         )
+    return Staged(total, bad + repeats, quoted, match_emails)
 
 
-def check_csv_text(con, path: Path, columns: dict[str, str], quoted: bool) -> bool:
+def check_csv_text(con, path: Path, columns: dict[str, str], staged: Staged) -> bool:
     """Map CSV records to physical lines and catch quotes DuckDB read as literals. Only runs
-    when something is wrong or suspicious (a clean file costs one scan for a quote); returns
-    whether it ran, i.e. whether there may be something to quarantine."""
+    when something is wrong or suspicious (a clean file costs nothing more than the typing
+    pass, which tells whether a value holds a quote); returns whether it ran, i.e. whether
+    there may be something to quarantine. Rows it finds are counted into ``staged``."""
     (rejects,) = con.execute("select count(*) from ingest_reject_rows").fetchone()
-    (bad,) = con.execute("select count(*) from ingest_stg where len(__reasons) > 0").fetchone()
-    if not (rejects or bad or quoted):
+    quoted = staged.quoted
+    if not (rejects or staged.bad or quoted):
         return False
     stage_lines(con, path)  # physical lines: blank lines and multi-line values
     row_text = joined(columns)
@@ -146,9 +192,16 @@ def check_csv_text(con, path: Path, columns: dict[str, str], quoted: bool) -> bo
     if not quoted:
         return True
     sql = sqlrun.render("ingest/int_stray_quotes.sql", quote_expr=quote_expr(columns))
-    con.execute(
-        f"update ingest_stg set __reasons = list_append(__reasons, 'stray quote') "
-        f"where __rec in ({sql})",
+    found, newly_bad = con.execute(
+        "select count(*), count(*) filter (where len(__reasons) = 0) from ingest_stg"
+        f" where __rec in ({sql})",
         {"csv_re": CSV_RECORD_RE},
-    )
+    ).fetchone()
+    if found:  # a bad row with a stray quote gets the reason too
+        con.execute(
+            f"update ingest_stg set __reasons = list_append(__reasons, 'stray quote') "
+            f"where __rec in ({sql})",
+            {"csv_re": CSV_RECORD_RE},
+        )
+        staged.bad += newly_bad
     return True

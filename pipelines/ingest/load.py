@@ -21,7 +21,7 @@ from pipelines.db import transaction
 from pipelines.errors import IngestError, Location
 from pipelines.ingest.check import check_csv_text, custom_columns, stage_typed
 from pipelines.ingest.read import ENTITIES, STAGING_TABLES, detect_entity, read
-from pipelines.ingest.source import NotDecodable, prepare
+from pipelines.ingest.source import NotDecodable, prepare, scan
 from pipelines.ingest.write import merge, quarantine
 
 log = logging.getLogger(__name__)
@@ -133,15 +133,22 @@ def ingest_file(
     if not path.is_file():
         raise IngestError("file not found", Location(file=str(path)))
     con.execute("set TimeZone = 'UTC'")  # offset-less timestamps are UTC
-    # The content hash is computed while the file's encoding and line endings are checked;
-    # a file seen before is then dropped unread. Read outside the transaction: rows of a temp
-    # table written inside one carry provisional rowids, and rowid is the record's ordinal.
+    if validate_with_gx:
+        from pipelines.ingest import quality  # imports GX only in warm_up's thread
+
+        quality.warm_up()  # GX's import (seconds) overlaps DuckDB's reading
+    # One thread hashes the file and checks its encoding and line endings while DuckDB reads
+    # it as it is (most files need no scratch copy; one that does is read again from the copy,
+    # one that is not UTF-8 is rejected by the check); a file seen before is then dropped.
+    # Read outside the transaction: rows of a temp table written inside one carry
+    # provisional rowids, and rowid is the record's ordinal.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        hashing = pool.submit(_sha256, path)
-        source = prepare(path)  # UTF-8 with one kind of line ending (maybe a scratch copy)
+        scanned, columns = _read_while_scanning(con, pool, path, entity)
+        source = prepare(path, scanned)  # UTF-8 with one kind of line ending
         try:
-            columns, quoted = read(con, source.path, entity)
-            digest = hashing.result()
+            if columns is None or source.path != path:
+                columns = read(con, source.path, entity)
+            digest = scanned.digest
             seen = con.execute(
                 "select 1 from ingested_files where sha256 = $1 and entity = $2 and tag = $3",
                 [digest, entity, tag or ""],
@@ -149,9 +156,7 @@ def ingest_file(
             if seen:
                 return IngestResult(str(path), entity, 0, 0, 0, True)
             with transaction(con):
-                result = _load(
-                    con, path, source.path, entity, columns, quoted, tag, validate_with_gx
-                )
+                result = _load(con, path, source.path, entity, columns, tag, validate_with_gx)
                 con.execute(
                     "insert into ingested_files (sha256, file, entity, tag, loaded, updated,"
                     " quarantined) values ($1, $2, $3, $4, $5, $6, $7)",
@@ -169,6 +174,19 @@ def ingest_file(
     return result
 
 
+def _read_while_scanning(con, pool, path: Path, entity: str):
+    """The file's :func:`scan` (a thread) and, meanwhile, DuckDB's read of the file as it is:
+    (scan, columns), columns None when that read failed (read again by the caller from a
+    scratch copy, or to raise its error). A file that is not UTF-8 raises NotDecodable
+    whatever DuckDB made of it."""
+    scanning = pool.submit(scan, path)
+    try:
+        columns = read(con, path, entity)
+    except (IngestError, duckdb.Error, UnicodeError):
+        columns = None
+    return scanning.result(), columns
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
@@ -177,22 +195,23 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _load(con, path, read_path, entity, columns, quoted, tag, validate) -> IngestResult:
+def _load(con, path, read_path, entity, columns, tag, validate) -> IngestResult:
     """Type and check the staged rows, quarantine the bad ones, merge the good ones."""
     fmt = path.suffix.lower().lstrip(".")
     notes: list[str] = []
     custom = custom_columns(con, entity, columns, notes) if entity != "activities" else []
-    stage_typed(con, entity, fmt, columns, custom, tag)
-    suspect = fmt != "csv" or check_csv_text(con, read_path, columns, quoted)
+    staged = stage_typed(con, entity, fmt, columns, custom, tag)
+    if fmt == "csv":
+        suspect = check_csv_text(con, read_path, columns, staged)
+    else:
+        suspect = staged.bad > 0  # JSONL and Parquet records all reach ingest_stg
     quarantined = quarantine(con, path, entity, fmt, columns) if suspect else 0
-    loaded, updated = merge(con, entity, columns, custom, tag)
-    good, total = con.execute(
-        "select count(*) filter (where len(__reasons) = 0), count(*) from ingest_stg"
-    ).fetchone()
+    loaded, updated = merge(con, entity, columns, custom, tag, match_emails=staged.match_emails)
+    good, total = staged.good, staged.total
     if validate and good:
         from pipelines.ingest.quality import validate_loaded
 
-        validate_loaded(con, file=str(path), entity=entity)
+        validate_loaded(con, file=str(path), entity=entity, batch_rows=good)
     return IngestResult(
         file=str(path),
         entity=entity,
@@ -249,14 +268,12 @@ def load_staged_activities(
     with transaction(con):
         if within is not None:
             within(con)
-        stage_typed(con, "activities", "jsonl", {}, [], None)
+        staged = stage_typed(con, "activities", "jsonl", {}, [], None)
         quarantined = quarantine(
             con, path, "activities", "jsonl", {}, staged=True, line_offset=first_line - 1
         )
-        loaded, _ = merge(con, "activities", {}, [], None)
-        good, total = con.execute(
-            "select count(*) filter (where len(__reasons) = 0), count(*) from ingest_stg"
-        ).fetchone()
+        loaded, _ = merge(con, "activities", {}, [], None, match_emails=staged.match_emails)
+        good, total = staged.good, staged.total
         con.execute(
             "insert into ingested_files (sha256, file, entity, tag, loaded, updated,"
             " quarantined) values ($1, $2, $3, '', $4, 0, $5)",

@@ -56,9 +56,9 @@ def detect_entity(path: Path) -> str:
     )
 
 
-def read(con, path: Path, entity: str) -> tuple[dict[str, str], bool]:
-    """Stage the file as text in ``ingest_raw``; return normalized name -> column, and
-    whether some CSV value holds a quote (then its lines are staged for a grammar check)."""
+def read(con, path: Path, entity: str) -> dict[str, str]:
+    """Stage the file as text in ``ingest_raw``; return normalized name -> column. (Whether
+    some CSV value holds a quote is found by the typing pass: ``ingest_stg.__quoted``.)"""
     fmt = path.suffix.lower().lstrip(".")
     if f".{fmt}" not in FORMATS[entity]:
         raise IngestError(f"{entity} cannot be read from .{fmt}", Location(file=str(path)))
@@ -67,14 +67,7 @@ def read(con, path: Path, entity: str) -> tuple[dict[str, str], bool]:
     columns = _stage_raw(con, path, fmt)
     if fmt != "jsonl" and KEYS[entity] not in columns:
         raise IngestError(f"no {KEYS[entity]} column", Location(file=str(path)))
-    quoted = False
-    if fmt == "csv":
-        (quoted,) = con.execute(
-            f"select count(*) > 0 from ingest_raw as raw where {quote_expr(columns)}"
-        ).fetchone()
-    if quoted:
-        stage_lines(con, path)
-    return columns, quoted
+    return columns
 
 
 def stage_lines(con, path: Path) -> None:

@@ -15,6 +15,7 @@ Parquet files are binary and pass through untouched.
 from __future__ import annotations
 
 import codecs
+import hashlib
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,15 +49,45 @@ class Source:
             self.scratch.cleanup()
 
 
-def prepare(path: Path) -> Source:
-    """The file as UTF-8 with one kind of line ending (see the module docstring)."""
-    if path.suffix.lower() == ".parquet":
-        return Source(path, path)
+@dataclass
+class Scan:
+    """One pass over a file's bytes: its SHA-256, and what :func:`prepare` needs."""
+
+    digest: str
+    utf16: bool = False
+    crlf: bool = False
+    bare_lf: bool = False
+
+
+def scan(path: Path) -> Scan:
+    """Hash the file and check it is UTF-8 (raising :class:`NotDecodable` at the first bad
+    byte) in one read; a UTF-16 file (BOM) and a Parquet file are only hashed."""
+    digest = hashlib.sha256()
     with path.open("rb") as f:
         head = f.read(4)
-    if head.startswith(UTF16_BOMS):
+    if path.suffix.lower() == ".parquet" or head.startswith(UTF16_BOMS):
+        with path.open("rb") as f:
+            while chunk := f.read(CHUNK):
+                digest.update(chunk)
+        return Scan(digest.hexdigest(), utf16=head.startswith(UTF16_BOMS))
+    crlf, bare_lf = _check_utf8(path, digest)
+    return Scan(digest.hexdigest(), crlf=crlf, bare_lf=bare_lf)
+
+
+def prepare(path: Path, scanned: Scan | None = None) -> Source:
+    """The file as UTF-8 with one kind of line ending (see the module docstring); ``scanned``:
+    the file's :func:`scan`, when it was made (else the bytes are checked here)."""
+    if path.suffix.lower() == ".parquet":
+        return Source(path, path)
+    if scanned is None:
+        with path.open("rb") as f:
+            head = f.read(4)
+        utf16 = head.startswith(UTF16_BOMS)
+        crlf, bare_lf = (False, False) if utf16 else _check_utf8(path)
+    else:
+        utf16, crlf, bare_lf = scanned.utf16, scanned.crlf, scanned.bare_lf
+    if utf16:
         return _transcode_utf16(path)
-    crlf, bare_lf = _check_utf8(path)
     if crlf and bare_lf:
         source = _scratch(path)
         with path.open("rb") as src, source.path.open("wb") as dst:
@@ -66,18 +97,24 @@ def prepare(path: Path) -> Source:
     return Source(path, path)
 
 
-def _check_utf8(path: Path) -> tuple[bool, bool]:
-    """Raise NotDecodable at the first invalid byte; return (has CRLF, has bare LF)."""
+def _check_utf8(path: Path, digest=None) -> tuple[bool, bool]:
+    """Raise NotDecodable at the first invalid byte; return (has CRLF, has bare LF). Feeds
+    the bytes to ``digest`` (a hashlib object) on the way."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     crlf = bare_lf = False
     offset, last = 0, b""
     with path.open("rb") as f:
         while chunk := f.read(CHUNK):
+            if digest is not None:
+                digest.update(chunk)
             buffered = len(decoder.getstate()[0])
-            try:
-                decoder.decode(chunk)
-            except UnicodeDecodeError as exc:
-                _not_utf8(path, offset + exc.start - buffered)
+            # an ASCII chunk with no sequence pending is valid UTF-8: isascii() is a fast scan,
+            # decoding builds a str (most of this pass's time on a mostly-ASCII file)
+            if buffered or not chunk.isascii():
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    _not_utf8(path, offset + exc.start - buffered)
             lfs = chunk.count(b"\n")
             pairs = chunk.count(b"\r\n") + (last == b"\r" and chunk[:1] == b"\n")
             crlf = crlf or pairs > 0

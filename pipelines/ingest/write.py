@@ -56,9 +56,10 @@ def _has_column(con, table: str, column: str) -> bool:
     return found
 
 
-def merge(con, entity, columns, custom, tag) -> tuple[int, int]:
+def merge(con, entity, columns, custom, tag, *, match_emails: bool = True) -> tuple[int, int]:
     """Bulk update of newer rows (and of the tag), then bulk insert of new ids:
-    (inserted, updated)."""
+    (inserted, updated). ``match_emails``: some good activity has an email and no contact_id
+    (the typing pass counted it: :class:`pipelines.ingest.check.Staged`)."""
     key = KEYS[entity]
     stg_columns = [c for c in BASE_COLUMNS[entity]] + [c["name"] for c in custom]
     updated = 0
@@ -74,12 +75,7 @@ def merge(con, entity, columns, custom, tag) -> tuple[int, int]:
                 con, "ingest/dml_merge_tag.sql", {"tag": tag}, table=entity, key=key
             ).fetchone()
             updated += stamped
-    match_emails = (
-        entity == "activities"
-        and con.execute(
-            "select count(*) > 0 from ingest_stg where contact_id is null and email is not null"
-        ).fetchone()[0]
-    )
+    match_emails = entity == "activities" and match_emails
     (inserted,) = sqlrun.execute(
         con, "ingest/dml_merge_insert.sql", table=entity, key=key, columns=stg_columns,
         match_emails=match_emails,

@@ -3,6 +3,8 @@
 -- so its cost grows with the file's size, not with the square of its column count.
 -- A value is an integer only when it is an integer literal (try_cast to BIGINT would round
 -- '96572.85'). The choice of type from these counts is made in pipelines/ingest/check.py.
+-- {{ numeric_only }}: only the BIGINT and DOUBLE counts (a first, cheaper pass: the date and
+-- timestamp casts of a numeric column cost most of the scan; see check.custom_columns).
 {% import 'ingest/_macros.sql' as m %}
 with
 
@@ -21,7 +23,7 @@ long as (
 values_ as (
     select
         column_name,
-        nullif(trim(raw_value), '') as v,
+        nullif({{ m.trimmed('raw_value') }}, '') as v,
     from long
 ),
 
@@ -29,7 +31,8 @@ final as (
     select
         column_name,
         count(v) as n,
-        {%- for t in ['BIGINT', 'DOUBLE', 'BOOLEAN', 'DATE', 'TIMESTAMP'] %}
+        {%- for t in (['BIGINT', 'DOUBLE'] if numeric_only else
+                      ['BIGINT', 'DOUBLE', 'BOOLEAN', 'DATE', 'TIMESTAMP']) %}
         count({{ m.cast_custom('v', t) }}) as {{ t | lower }}_ok,
         min(v) filter (where {{ m.cast_custom('v', t) }} is null) as {{ t | lower }}_bad,
         {%- endfor %}

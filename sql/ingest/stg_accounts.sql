@@ -1,20 +1,23 @@
 -- Typed, checked accounts of one file: one row per record of `ingest_raw`, with the reasons
--- it cannot load (an empty list loads). Parameters: $tag (NULL without --tag).
+-- it cannot load (an empty list loads), and whether a CSV value of it holds a quote
+-- (`__quoted`: then its lines are checked against the CSV grammar, pipelines/ingest/check.py).
+-- Parameters: $tag (NULL without --tag).
 {% import 'ingest/_macros.sql' as m %}
 with
 
 source as (
     select
         rowid + 1 as __rec,
-        nullif(trim({{ src.account_id }}), '') as account_id,
+        nullif({{ m.trimmed(src.account_id) }}, '') as account_id,
         nullif({{ src.name }}, '') as name,
-        nullif(trim({{ src.domain }}), '') as domain,
-        nullif(trim({{ src.owner_id }}), '') as owner_id,
-        nullif(trim({{ src.created_at }}), '') as created_at_raw,
-        nullif(trim({{ src.updated_at }}), '') as updated_at_raw,
+        nullif({{ m.trimmed(src.domain) }}, '') as domain,
+        nullif({{ m.trimmed(src.owner_id) }}, '') as owner_id,
+        nullif({{ m.trimmed(src.created_at) }}, '') as created_at_raw,
+        nullif({{ m.trimmed(src.updated_at) }}, '') as updated_at_raw,
         coalesce($tag, nullif({{ src.import_name }}, '')) as import_name,
+        {{ quote_expr }} as __quoted,
         {{- m.custom_raw(custom) }}
-    from ingest_raw
+    from ingest_raw as raw
 ),
 
 typed as (
@@ -54,6 +57,7 @@ final as (
         {%- for c in custom %}
         {{ c.name | ident }},
         {%- endfor %}
+        __quoted,
         __reasons,
     from checked
 )

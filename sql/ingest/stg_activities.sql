@@ -1,5 +1,7 @@
 -- Typed, checked activities of one file: one row per record of `ingest_raw`, with the reasons
--- it cannot load (an empty list loads). JSONL records arrive as one text per line (`__text`).
+-- it cannot load (an empty list loads), and whether a CSV value of it holds a quote
+-- (`__quoted`: then its lines are checked against the CSV grammar, pipelines/ingest/check.py).
+-- JSONL records arrive as one text per line (`__text`).
 -- Parameters: $email_re, $types (the built-in activity types).
 {% import 'ingest/_macros.sql' as m %}
 with
@@ -31,15 +33,16 @@ source as (
     select
         __rec,
         invalid_json,
-        nullif(trim(r.activity_id), '') as activity_id,
-        nullif(trim(r.contact_id), '') as contact_id,
-        nullif(trim(r.email), '') as email,
-        nullif(trim(r.type), '') as type,
-        nullif(trim(r.occurred_at), '') as occurred_at_raw,
+        nullif({{ m.trimmed('r.activity_id') }}, '') as activity_id,
+        nullif({{ m.trimmed('r.contact_id') }}, '') as contact_id,
+        nullif({{ m.trimmed('r.email') }}, '') as email,
+        nullif({{ m.trimmed('r.type') }}, '') as type,
+        nullif({{ m.trimmed('r.occurred_at') }}, '') as occurred_at_raw,
         nullif(r.sequence, '') as sequence,
         nullif(r.step, '') as step,
-        nullif(trim(r.message_id), '') as message_id,
+        nullif({{ m.trimmed('r.message_id') }}, '') as message_id,
         nullif(r.detail, '') as detail,
+        false as __quoted,
     from parsed
     where __text is not null
 ),
@@ -48,16 +51,17 @@ source as (
     select
         rowid + 1 as __rec,
         false as invalid_json,
-        nullif(trim({{ src.activity_id }}), '') as activity_id,
-        nullif(trim({{ src.contact_id }}), '') as contact_id,
-        nullif(trim({{ src.email }}), '') as email,
-        nullif(trim({{ src.type }}), '') as type,
-        nullif(trim({{ src.occurred_at }}), '') as occurred_at_raw,
+        nullif({{ m.trimmed(src.activity_id) }}, '') as activity_id,
+        nullif({{ m.trimmed(src.contact_id) }}, '') as contact_id,
+        nullif({{ m.trimmed(src.email) }}, '') as email,
+        nullif({{ m.trimmed(src.type) }}, '') as type,
+        nullif({{ m.trimmed(src.occurred_at) }}, '') as occurred_at_raw,
         nullif({{ src.sequence }}, '') as sequence,
         nullif({{ src.step }}, '') as step,
-        nullif(trim({{ src.message_id }}), '') as message_id,
+        nullif({{ m.trimmed(src.message_id) }}, '') as message_id,
         nullif({{ src.detail }}, '') as detail,
-    from ingest_raw
+        {{ quote_expr }} as __quoted,
+    from ingest_raw as raw
 ),
 {% endif %}
 
@@ -101,6 +105,7 @@ final as (
         step,
         message_id,
         detail,
+        __quoted,
         __reasons,
     from checked
 )

@@ -1,24 +1,27 @@
 -- Typed, checked contacts of one file: one row per record of `ingest_raw`, with the reasons
--- it cannot load (an empty list loads). Parameters: $email_re, $tag (NULL without --tag).
+-- it cannot load (an empty list loads), and whether a CSV value of it holds a quote
+-- (`__quoted`: then its lines are checked against the CSV grammar, pipelines/ingest/check.py).
+-- Parameters: $email_re, $tag (NULL without --tag).
 {% import 'ingest/_macros.sql' as m %}
 with
 
 source as (
     select
         rowid + 1 as __rec,
-        nullif(trim({{ src.contact_id }}), '') as contact_id,
-        nullif(trim({{ src.email }}), '') as email,
+        nullif({{ m.trimmed(src.contact_id) }}, '') as contact_id,
+        nullif({{ m.trimmed(src.email) }}, '') as email,
         nullif({{ src.first_name }}, '') as first_name,
         nullif({{ src.last_name }}, '') as last_name,
-        nullif(trim({{ src.account_id }}), '') as account_id,
-        nullif(trim({{ src.owner_id }}), '') as owner_id,
-        nullif(trim({{ src.timezone }}), '') as timezone,
-        nullif(trim({{ src.unsubscribed }}), '') as unsubscribed_raw,
-        nullif(trim({{ src.created_at }}), '') as created_at_raw,
-        nullif(trim({{ src.updated_at }}), '') as updated_at_raw,
+        nullif({{ m.trimmed(src.account_id) }}, '') as account_id,
+        nullif({{ m.trimmed(src.owner_id) }}, '') as owner_id,
+        nullif({{ m.trimmed(src.timezone) }}, '') as timezone,
+        nullif({{ m.trimmed(src.unsubscribed) }}, '') as unsubscribed_raw,
+        nullif({{ m.trimmed(src.created_at) }}, '') as created_at_raw,
+        nullif({{ m.trimmed(src.updated_at) }}, '') as updated_at_raw,
         coalesce($tag, nullif({{ src.import_name }}, '')) as import_name,
+        {{ quote_expr }} as __quoted,
         {{- m.custom_raw(custom) }}
-    from ingest_raw
+    from ingest_raw as raw
 ),
 
 typed as (
@@ -69,6 +72,7 @@ final as (
         {%- for c in custom %}
         {{ c.name | ident }},
         {%- endfor %}
+        __quoted,
         __reasons,
     from checked
 )
