@@ -159,12 +159,7 @@ def _peak_rss_mib() -> float:
 def scenario(args, sequences: int) -> dict:
     """One sequence count in this process: load, yardstick, catch-up, daily, replay."""
     root = _workspace(args, sequences)
-    db = HERE / "out" / f"tick-{args.contacts}-{sequences}.duckdb"
-    db.parent.mkdir(parents=True, exist_ok=True)
-    for stale in (db, db.with_suffix(".duckdb.wal")):
-        stale.unlink(missing_ok=True)
-    con = connect(db)
-    con.execute(f"set threads = {int(args.threads)}")
+    db, con = _fresh_db(f"tick-{args.contacts}-{sequences}", args.threads)
     if args.checkpoint_threshold:
         # DuckDB checkpoints at a commit once the WAL exceeds this (default 16MB); each
         # checkpoint rewrites the primary-key indexes (actions!). Off by default: the engine's
