@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -371,7 +372,7 @@ def _is_function(node: exp.Expr, *names: str) -> bool:
 
 def _require_boolean(tree: exp.Expr, tables: dict, where: Location) -> None:
     """The condition must be BOOLEAN; an unknown type passes only for a function call."""
-    mapping = {alias: _typed(columns) for alias, columns in tables.items()}
+    mapping = {a: {n: _data_type(t) for n, t in cols.items()} for a, cols in tables.items()}
     mapping["occurrence"] = OCCURRENCE_COLUMNS
     select = exp.select(tree.copy()).from_(exp.to_table(next(iter(mapping))))
     for alias in list(mapping)[1:]:
@@ -387,13 +388,11 @@ def _require_boolean(tree: exp.Expr, tables: dict, where: Location) -> None:
     raise ConditionError(f"a condition must be true or false, this is {shown}", where, 0)
 
 
-def _typed(columns: dict[str, str]) -> dict[str, str]:
-    """Types sqlglot cannot read (exotic DuckDB types) become UNKNOWN rather than crash."""
-    typed = {}
-    for name, type_name in columns.items():
-        try:
-            exp.DataType.build(type_name, dialect="duckdb")
-            typed[name] = type_name
-        except (ParseError, ValueError):
-            typed[name] = "UNKNOWN"
-    return typed
+@functools.cache
+def _data_type(type_name: str) -> exp.DataType:
+    """A type sqlglot cannot read (an exotic DuckDB type) is UNKNOWN rather than a crash; one
+    parse per type name per process (parsing per condition was most of compiling)."""
+    try:
+        return exp.DataType.build(type_name, dialect="duckdb")
+    except (ParseError, ValueError):
+        return exp.DataType.build("UNKNOWN")

@@ -293,3 +293,14 @@ def test_locked_connection_still_runs_compiled_conditions(
     ]
     insert(locked, "contacts", rows)
     assert audience(locked, compiled.sql) == ["c1"]
+
+
+def test_a_column_type_sqlglot_cannot_read_is_unknown_not_a_crash(con) -> None:
+    """A type name sqlglot's parser rejects (as DuckDB may report for user types) types the
+    column UNKNOWN: a comparison on it still compiles, twice (the parse is cached)."""
+    schema = ConditionSchema.from_database(con)
+    odd = replace(schema, contact={**schema.contact, "odd_col": '"my type"'})
+    for _ in range(2):
+        assert "odd_col" in compile_condition("odd_col = 'x'", odd).sql
+    with pytest.raises(ConditionError, match="true or false"):
+        compile_condition("1 + 1", odd)
