@@ -10,6 +10,7 @@
 --   3. else no send: the loader finds the contact by email; sequence and step stay null.
 -- Skipped events (`skip`: reported in the result's notes) and repeats of an event id within
 -- the file (the first one loads) are not staged.
+{% import 'engagement/_macros.sql' as m %}
 with
 
 events as (
@@ -22,29 +23,8 @@ events as (
 ),
 
 sends_all as (
-    select
-        trim(message_id, '<> ') as message_key,
-        contact_id,
-        email,
-        sequence,
-        step,
-        message_id,
-        occurred_at as sent_at,
-        0 as source,
-    from activities
-    where type = 'email_sent' and message_id is not null
-    union all
-    select
-        trim(message_id, '<> ') as message_key,
-        contact_id,
-        null as email,
-        sequence,
-        step,
-        message_id,
-        coalesce(finished_at, claimed_at, occurrence_at) as sent_at,
-        1 as source,
-    from actions
-    where action = 'email' and status = 'sent' and message_id is not null
+    select trim(message_id, '<> ') as message_key, *,
+    from ({{ m.our_sends() | indent(4) }})
 ),
 
 sends as (

@@ -4,6 +4,7 @@
 -- recipient) = an enrolled contact's email → that contact's latest send (match 'address').
 -- Mail we sent (`from_us`, or its own Message-ID is one of our sends) is never a reply nor an
 -- auto-reply. One row per input row; `loadable` rows carry the activity as JSON (`__text`).
+{% import 'engagement/_macros.sql' as m %}
 with
 
 classified as (
@@ -11,18 +12,9 @@ classified as (
 ),
 
 sent as (
-    select
-        message_id,
-        contact_id,
-        sequence,
-        step,
-        coalesce(finished_at, claimed_at, occurrence_at) as sent_at,
-    from actions
-    where action = 'email' and status = 'sent' and message_id is not null
-    union all
-    select message_id, contact_id, sequence, step, occurred_at as sent_at,
-    from activities
-    where type = 'email_sent' and message_id is not null and contact_id is not null
+    select message_id, contact_id, sequence, step, sent_at,
+    from ({{ m.our_sends() | indent(4) }})
+    where source = 1 or contact_id is not null
 ),
 
 sends as (
