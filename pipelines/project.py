@@ -33,6 +33,7 @@ from typing import Any
 import duckdb
 
 from pipelines import db
+from pipelines.compile import cache as compile_cache
 from pipelines.compile.condition import ConditionSchema
 from pipelines.compile.sequence import Compilation, CompiledSequence, compile_workspace
 from pipelines.engagement.spool import load_spool, spool_files
@@ -171,7 +172,10 @@ class Project:
         ws = ws or self.workspace()
         with self.connection(con) as c:
             schema = ConditionSchema.from_database(c)
-        return compile_workspace(ws, schema)
+            cache = compile_cache.load(c, schema)
+            compilation = compile_workspace(ws, schema, cache.compile_conditions)
+            compile_cache.save(c, cache)
+        return compilation
 
     # --- sequences -------------------------------------------------------------------------
 

@@ -19,6 +19,10 @@ from pipelines.channels.tracking import secret_names
 from pipelines.errors import ConfigError, ErrorList, Location, SequencerError
 from pipelines.models import Sequence, UsersFile
 
+# libyaml's loader where the build has it: the same documents, ~10x faster than the pure
+# Python one (which was half of compiling 200 sequences).
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 
 @dataclass
 class Workspace:
@@ -79,7 +83,7 @@ def read_text(path: Path, root: Path) -> str:
 def _read_yaml(path: Path, root: Path) -> Any:
     text = read_text(path, root)
     try:
-        return yaml.safe_load(text) or {}
+        return yaml.load(text, Loader=SAFE_LOADER) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"not valid YAML: {exc}", Location(file=_rel(path, root))) from exc
 

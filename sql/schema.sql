@@ -256,3 +256,14 @@ create table if not exists mailbox_cursors (
     polled_at timestamp not null,
     primary key (user_id, host, username, folder),
 );
+
+-- Compiled conditions kept between runs (pipelines/compile/cache.py): keyed by a hash of the
+-- text, its scope, the columns and types it can see and the compiler's version; only the
+-- entries the latest compile used are kept. A cache: deleting it only costs a recompile.
+create table if not exists compiled_conditions (
+    key varchar primary key,
+    source varchar not null,
+    sql varchar not null,
+    columns varchar not null,
+    uses_now boolean not null,
+);

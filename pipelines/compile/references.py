@@ -5,6 +5,7 @@ sandbox that renders them).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 
 from jinja2 import TemplateSyntaxError
@@ -38,7 +39,6 @@ def check_references(ws: Workspace, seq: Sequence) -> list[SequencerError]:
                     Location(file=file, sequence=seq.name, field="exclusive_with"),
                 )
             )
-    env = SequencerSandbox()  # the environment that renders them
     for i, step in enumerate(seq.steps):
         loc = Location(file=file, sequence=seq.name, step=step.id)
         for key in ("from_", "reply_to"):
@@ -58,15 +58,25 @@ def check_references(ws: Workspace, seq: Sequence) -> list[SequencerError]:
         for name, text in sources.items():
             if text is None:
                 continue
-            try:
-                env.parse(text)
-            except TemplateSyntaxError as exc:
-                errors.append(
-                    ConfigError(
-                        f"{name}: template syntax error line {exc.lineno}: {exc.message}", loc
-                    )
-                )
+            if problem := _syntax_error(text):
+                errors.append(ConfigError(f"{name}: template syntax error {problem}", loc))
     return errors
+
+
+@functools.lru_cache(maxsize=4096)
+def _syntax_error(text: str) -> str | None:
+    """Where and why ``text`` does not parse in the sandbox that renders it; None if it does.
+    Once per text: many sequences share a template."""
+    try:
+        _sandbox().parse(text)
+    except TemplateSyntaxError as exc:
+        return f"line {exc.lineno}: {exc.message}"
+    return None
+
+
+@functools.cache
+def _sandbox() -> SequencerSandbox:
+    return SequencerSandbox()
 
 
 def _template_text(

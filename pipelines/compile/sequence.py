@@ -8,7 +8,7 @@ aliases ``contact``, ``account``, ``enrollment`` (steps only) and ``occurrence``
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -19,6 +19,7 @@ from pipelines.models import Sequence
 from pipelines.workspace import Workspace
 
 Phase = Literal["audience", "step", "exit"]
+CompileConditions = Callable[..., list[CompiledCondition]]
 PHASES: tuple[Phase, ...] = ("audience", "step", "exit")
 
 
@@ -135,7 +136,11 @@ def _catch(errors: list[SequencerError], fn, *args, **kwargs):
 
 
 def _compile_views(
-    ws: Workspace, seq: Sequence, schema: ConditionSchema, errors: list[SequencerError]
+    ws: Workspace,
+    seq: Sequence,
+    schema: ConditionSchema,
+    errors: list[SequencerError],
+    conditions: CompileConditions,
 ) -> dict[str, CompiledCondition]:
     """The saved views the audience names, each compiled as one audience condition."""
     file = ws.source(seq.name)
@@ -151,7 +156,7 @@ def _compile_views(
             continue
         compiled = _catch(
             errors,
-            compile_conditions,
+            conditions,
             [ws.views[name]],
             schema,
             scope="audience",
@@ -164,17 +169,23 @@ def _compile_views(
     return views
 
 
-def compile_sequence(ws: Workspace, seq: Sequence, schema: ConditionSchema) -> CompiledSequence:
-    """Compile every condition of ``seq``; raise :class:`ErrorList` naming each bad one."""
+def compile_sequence(
+    ws: Workspace,
+    seq: Sequence,
+    schema: ConditionSchema,
+    conditions: CompileConditions = compile_conditions,
+) -> CompiledSequence:
+    """Compile every condition of ``seq``; raise :class:`ErrorList` naming each bad one.
+    ``conditions`` compiles a list of them (``compile_conditions``, or a cache's)."""
     file = ws.source(seq.name)
     limit = ws.users.condition_limit
     record = seq.audience.record
     errors: list[SequencerError] = []
-    views = _compile_views(ws, seq, schema, errors)
+    views = _compile_views(ws, seq, schema, errors, conditions)
     where = (
         _catch(
             errors,
-            compile_conditions,
+            conditions,
             seq.audience.where,
             schema,
             scope="audience",
@@ -189,7 +200,7 @@ def compile_sequence(ws: Workspace, seq: Sequence, schema: ConditionSchema) -> C
         steps[step.id] = (
             _catch(
                 errors,
-                compile_conditions,
+                conditions,
                 step.when,
                 schema,
                 scope="step",
@@ -203,7 +214,7 @@ def compile_sequence(ws: Workspace, seq: Sequence, schema: ConditionSchema) -> C
     exit_where = (
         _catch(
             errors,
-            compile_conditions,
+            conditions,
             seq.exit.where,
             schema,
             scope="exit",
@@ -217,12 +228,14 @@ def compile_sequence(ws: Workspace, seq: Sequence, schema: ConditionSchema) -> C
     return CompiledSequence(seq, file, views, where, steps, exit_where)
 
 
-def compile_workspace(ws: Workspace, schema: ConditionSchema) -> Compilation:
+def compile_workspace(
+    ws: Workspace, schema: ConditionSchema, conditions: CompileConditions = compile_conditions
+) -> Compilation:
     """Compile every sequence; collect every problem instead of stopping at the first."""
     out = Compilation(errors=list(ws.problems))
     for name, seq in ws.sequences.items():
         problems = check_references(ws, seq)
-        compiled = _catch(problems, compile_sequence, ws, seq, schema)
+        compiled = _catch(problems, compile_sequence, ws, seq, schema, conditions)
         if problems:
             out.errors.extend(problems)
         elif compiled is not None:
