@@ -43,22 +43,19 @@ from pipelines.tick.phases import (
 )
 from pipelines.tick.report import OccurrenceResult, RunReport
 
-# Sequences per batched statement: DuckDB's planning of a UNION ALL of int_entries branches
+# Branches per UNION ALL statement: DuckDB's planning of a UNION ALL of int_entries branches
 # grew faster than linearly (per branch: ~8 ms at 20-40 branches, ~13 ms at 80, ~53 ms at
-# 172; 13 ms for one alone), so a larger layer runs in parts of this size.
+# 172; 13 ms for one alone), so the phases built of branches (exits, steps, completion)
+# write their table in statements of at most this many; the entries are one set-based
+# statement for the whole part.
 BATCH_SIZE = 32
 
 
 def parts(layer: list[Occurrence]) -> list[list[Occurrence]]:
     """A layer in parts that each run as one batch (a part of a layer is a layer too): one
-    occurrence date each (the batched entries evaluate ``current_date`` once), at most
-    BATCH_SIZE sequences each."""
+    occurrence date each (the batched entries evaluate ``current_date`` once)."""
     dates = sorted({occ.on for occ in layer})
-    out = []
-    for on in dates:
-        same = [occ for occ in layer if occ.on == on]
-        out += [same[i : i + BATCH_SIZE] for i in range(0, len(same), BATCH_SIZE)]
-    return out
+    return [[occ for occ in layer if occ.on == on] for on in dates]
 
 
 class BatchFailed(Exception):
@@ -103,9 +100,10 @@ def _batch(con, *statements: str) -> list:
         raise BatchFailed(str(exc)) from exc
 
 
-def _union(table: str, branches: list[tuple[_Phase, str]]) -> str:
+def _union(table: str, branches: list[tuple[_Phase, str]]) -> list[str]:
     """``create temp table <table>`` as the UNION ALL (by name) of each phase's statement,
-    its parameters inlined, tagged with its sequence and occurrence (and decided_at)."""
+    its parameters inlined, tagged with its sequence and occurrence (and decided_at): the
+    first BATCH_SIZE branches create it, each next BATCH_SIZE are inserted by name."""
     parts = []
     for phase, sql in branches:
         p = phase.params
@@ -116,8 +114,12 @@ def _union(table: str, branches: list[tuple[_Phase, str]]) -> str:
             f"{sqlrun.value(p['decided_at'])} as decided_at, *\n"
             f"from (\n{sqlrun.inline(sql, p)}\n)"
         )
-    body = "\nunion all by name\n".join(parts)
-    return f"create or replace temp table {sqlrun.ident(table)} as {body}"
+    chunks = [parts[i : i + BATCH_SIZE] for i in range(0, len(parts), BATCH_SIZE)]
+    bodies = ["\nunion all by name\n".join(chunk) for chunk in chunks]
+    name = sqlrun.ident(table)
+    return [f"create or replace temp table {name} as {bodies[0]}"] + [
+        f"insert into {name} by name {body}" for body in bodies[1:]
+    ]
 
 
 def _own_rows(table: str, phase: _Phase) -> str:
@@ -195,7 +197,7 @@ def _batched_exits(con, phases: list[_Phase], by_name: dict[str, _Phase]) -> Non
     dml = sqlrun.render("tick/dml_exit_enrollments.sql", batched=True, source="tick_exits")
     counts = _batch(
         con,
-        _union("tick_exits", branches),
+        *_union("tick_exits", branches),
         dml,
         "select sequence, exit_reason, count(*) from tick_exits group by all",
     )
@@ -273,7 +275,7 @@ def _batched_steps(con, phases, by_name) -> list[_Phase]:
     branches = [(p, steps_sql(p, _own_rows("tick_active", p))) for p in live]
     counts = _batch(
         con,
-        _union("tick_actions", branches),
+        *_union("tick_actions", branches),
         sqlrun.render("tick/dml_insert_actions.sql", batched=True),
         "select sequence, step, status, count(*) from tick_actions group by all",
     )
@@ -291,7 +293,7 @@ def _batched_completion(con, live, by_name) -> None:
     )
     counts = _batch(
         con,
-        _union("tick_completions", branches),
+        *_union("tick_completions", branches),
         sqlrun.render("tick/dml_exit_enrollments.sql", batched=True, source=source),
         "select sequence, count(*) from tick_completions group by sequence",
     )

@@ -47,6 +47,9 @@ class RunReport:
     occurrences: list[OccurrenceResult] = field(default_factory=list)
     seconds: Counter = field(default_factory=Counter)
     failed: list[SequenceFailed] = field(default_factory=list)
+    # errors of batched statements that made a group run one sequence at a time (slower,
+    # same decisions): a data-only failure of a condition, or a bug of the batching
+    batch_fallbacks: list[str] = field(default_factory=list)
 
     @property
     def failed_sequences(self) -> set[str]:
@@ -83,4 +86,5 @@ class RunReport:
                 }
                 for f in self.failed
             ],
+            "batch_fallbacks": self.batch_fallbacks,
         }

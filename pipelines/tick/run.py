@@ -119,7 +119,8 @@ class TickRun:
             except AudienceBatchFailed:
                 self.audiences_once, self.precomputed = False, None  # find it per occurrence
                 continue
-            except BatchFailed:
+            except BatchFailed as exc:
+                self.report.batch_fallbacks.append(str(exc))
                 self.one_by_one = True  # find it one sequence at a time
                 if first_of_run:
                     self.precomputed = None
