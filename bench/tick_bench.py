@@ -6,15 +6,18 @@
 For every sequence count (``--sequences``, then each of ``--compare``) a fresh process loads
 the parquet imports straight into a fresh database file (ingest has its own bench), times one
 ``arg_max(type, occurred_at) GROUP BY contact_id`` pass over the activities (the yardstick),
-then: a catch-up tick over ``--catch-up-days`` days, one daily tick (the steady state: a
-weekday, so every sequence has an occurrence), and a replay of the same as_of (nothing to
-do). ``--near-empty`` / ``--one-instant`` shape the sequences (bench/generate.py): the
-per-sequence overhead case is ``--near-empty --one-instant --compare 10,200``. Each tick
-is ``Project.run`` on the bench's connection, the production path: compile,
-lock the connection down, tick; ``seconds`` is all of it, ``compile_seconds`` its first part.
-It prints one JSON line per tick (seconds, occurrences, per-phase seconds, counts) and
-a summary per count: daily seconds, the arg_max seconds, their ratio, and the process's peak
-RSS; finally the ratio of the daily tick of the largest to the smallest ``--compare`` count.
+then: a catch-up tick over ``--catch-up-days`` days, ``--days`` daily ticks (the first is
+the steady state: a weekday, so every sequence has an occurrence; tier (a)'s heavy day, a
+step due for most enrolments, is the day after a large day 1: ``--catch-up-days 1
+--days 2``), and a replay of the last as_of (nothing to do). ``--near-empty`` and
+``--one-instant`` shape the sequences (bench/generate.py): the per-sequence overhead case
+is ``--near-empty --one-instant --compare 10,200``. Each tick is ``Project.run`` on the
+bench's connection, the production path: compile, lock the connection down, tick;
+``seconds`` is all of it, ``compile_seconds`` its first part. It prints one JSON line per
+tick (seconds, occurrences, per-phase seconds, counts) and a summary per count: the first
+daily tick's seconds, the arg_max seconds, the ratio of the catch-up and of each daily tick
+to it, and the process's peak RSS; finally the ratio of the daily tick of the largest to
+the smallest ``--compare`` count.
 Ratios are always taken within one invocation (same machine load).
 
 Tier (d), ``--incremental DAYS``: one database ticked day by day for DAYS days (the
@@ -176,10 +179,13 @@ def scenario(args, sequences: int) -> dict:
     project = Project(root, db_path=db)
     base = dt.datetime.combine(args.start, dt.time(0))
     catch_up = base + dt.timedelta(days=args.catch_up_days)
-    _timed_tick(con, project, catch_up, f"catch-up {args.catch_up_days} days")
-    daily_at = catch_up + dt.timedelta(days=1)
-    daily = _timed_tick(con, project, daily_at, "daily")
-    _timed_tick(con, project, daily_at, "replay")
+    first = _timed_tick(con, project, catch_up, f"catch-up {args.catch_up_days} days")
+    days = []
+    for k in range(1, args.days + 1):  # the daily ticks after it (tier a: steady, heavy)
+        at = catch_up + dt.timedelta(days=k)
+        days.append(_timed_tick(con, project, at, "daily" if k == 1 else f"daily +{k}"))
+    daily = days[0]
+    _timed_tick(con, project, at, "replay")
     counts = con.execute(
         "select (select count(*) from enrollments), (select count(*) from actions), "
         "(select count(*) from activities)"
@@ -195,6 +201,15 @@ def scenario(args, sequences: int) -> dict:
         "daily_occurrences": daily["occurrences"],
         "arg_max_seconds": round(min(arg_max), 3),
         "daily_over_arg_max": round(daily["seconds"] / min(arg_max), 2),
+        "catch_up_over_arg_max": round(first["seconds"] / min(arg_max), 2),
+        "days_over_arg_max": [
+            {
+                "as_of": d["as_of"][:10],
+                "actions": d["actions"],
+                "ratio": round(d["seconds"] / min(arg_max), 2),
+            }
+            for d in days
+        ],  # fmt: skip
         "peak_rss_mib": _peak_rss_mib(),
     }
     print(json.dumps(summary), flush=True)
@@ -207,6 +222,7 @@ def _in_child(args, sequences: int) -> dict:
         sys.executable, __file__, "--only", str(sequences), "--contacts", str(args.contacts),
         "--catch-up-days", str(args.catch_up_days), "--start", args.start.isoformat(),
         "--threads", str(args.threads), "--checkpoint-threshold", args.checkpoint_threshold,
+        "--days", str(args.days),
     ] + ["--near-empty"] * args.near_empty + ["--one-instant"] * args.one_instant  # fmt: skip
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     lines = out.strip().splitlines()
@@ -227,6 +243,9 @@ def main() -> None:
         help="comma-separated sequence counts; '' to skip (the issue's target: 10,200)",
     )
     parser.add_argument("--catch-up-days", type=int, default=3)
+    parser.add_argument(
+        "--days", type=int, default=1, help="daily ticks after the catch-up (tier a: 2 or more)"
+    )
     parser.add_argument("--start", type=dt.date.fromisoformat, default=dt.date(2026, 3, 2))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(

@@ -14,6 +14,7 @@ the project read the top-level ``sql/`` beside the package (docs/decisions.md).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from importlib import resources
 from pathlib import Path
@@ -43,7 +44,13 @@ def literal(value: object) -> str:
     >>> literal("it's")
     "'it''s'"
     """
-    return exp.Literal.string(str(value)).sql(dialect="duckdb")
+    return _string_literal(str(value))
+
+
+@functools.lru_cache(maxsize=65536)
+def _string_literal(text: str) -> str:
+    # once per text: a batched tick inlines the same names and instants in every branch
+    return exp.Literal.string(text).sql(dialect="duckdb")
 
 
 def ident(name: object) -> str:
