@@ -316,3 +316,29 @@ def test_replay_changes_nothing(tmp_path):
     assert report.occurrences == []
     assert snapshot() == before
     assert con.execute("select count(*) from runs").fetchone()[0] == 2
+
+
+def test_idempotency_keys_are_the_md5_of_the_decision_and_old_keys_live_beside_them(tmp_path):
+    """Since issue 11 a new action's key is the 32-hex md5 of (sequence, contact, step,
+    enrolment): one per decision, the same whichever run makes it. Rows decided before keep
+    their 64-hex sha256 keys; a tick next to them decides only what is undecided."""
+    con = open_db(tmp_path)
+    insert(con, "contacts", [contact("c1"), contact("c2")])
+    steps = "- {id: call, day: 1, action: call_reminder}\n- {id: fu, day: 2, action: follow_up}"
+    root = write_sequences(tmp_path / "ws", {"s": classic("s", steps)})
+    tick(con, root, "2026-03-02 10:00")
+    con.execute(  # as an older version wrote them
+        "update actions set idempotency_key = "
+        "sha256(concat_ws(chr(31), sequence, contact_id, step, enrollment_id))"
+    )
+    tick(con, root, "2026-03-03 10:00")
+    rows = con.execute(
+        "select step, idempotency_key, "
+        "md5(concat_ws(chr(31), sequence, contact_id, step, enrollment_id)) from actions "
+        "order by step, contact_id"
+    ).fetchall()
+    assert [(step, len(key)) for step, key, _ in rows] == [
+        ("call", 64), ("call", 64), ("fu", 32), ("fu", 32)
+    ]  # fmt: skip
+    assert all(key == md5 for step, key, md5 in rows if step == "fu")
+    assert len({key for _, key, _ in rows}) == 4
