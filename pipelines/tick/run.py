@@ -41,9 +41,12 @@ from pipelines.tick.phases import process_occurrence
 from pipelines.tick.report import OccurrenceResult, RunReport, SequenceFailed
 from pipelines.tick.state import (
     AudienceBatchFailed,
+    Mark,
     advance_state,
     check_late_activities,
+    flush_state,
     start_run,
+    watermark,
 )
 from pipelines.workspace import Workspace
 
@@ -67,6 +70,7 @@ class TickRun:
     run_id: str
     report: RunReport
     groups: list[list[Occurrence]]
+    mark: Mark = (None, 0)  # the run's state: instant and activities counted (state.py)
     precomputed: set[str] | None = None
     audiences_once: bool = True  # off after the one-statement audience failed
     batched: bool = True  # layers of independent sequences share statements (tick.batch)
@@ -79,7 +83,9 @@ class TickRun:
             self.precomputed = start_run(
                 con, self.groups, self.compilation, audiences=self.audiences_once
             )
-        advance_state(con, group[0].at)
+            if self.mark[0] is None:  # a first run: start_run built the state
+                self.mark = watermark(con)
+        self.mark = advance_state(con, self.mark, group[0].at)
         self.report.seconds["state"] += time.perf_counter() - clock
         if not self.batched or self.one_by_one:
             return [self._occurrence(con, occ) for occ in group]
@@ -111,8 +117,9 @@ class TickRun:
     def commit_group(self, con, group: list[Occurrence]) -> None:
         """Process one instant atomically; a sequence that fails is dropped and the instant
         redone without it (DuckDB has no savepoints), until the rest commits."""
+        mark = self.mark
         while group := [o for o in group if o.sequence not in self.report.failed_sequences]:
-            first_of_run = self.precomputed is None
+            first_of_run, self.mark = self.precomputed is None, mark  # as before a rollback
             try:
                 with transaction(con):
                     results = self.process_group(con, group)
@@ -164,7 +171,8 @@ def run_tick(
         starts = register_sequences(con, compilation, as_of)
         check_late_activities(con)
     groups = group_by_instant(pending_occurrences(con, compilation, starts, as_of))
-    run = TickRun(compilation, report.run_id, report, groups, batched=batched)
+    start = watermark(con)
+    run = TickRun(compilation, report.run_id, report, groups, start, batched=batched)
     bar = progress(sum(map(len, groups))) if progress and groups else None
     for group in groups:
         run.commit_group(con, group)
@@ -172,6 +180,9 @@ def run_tick(
             bar.step(len(group), note=f"{group[0].at:%Y-%m-%d %H:%M}Z")
     if bar:
         bar.close()
+    if run.mark != start:
+        with transaction(con):
+            flush_state(con, run.mark)
     con.execute(
         "insert into runs (run_id, kind, as_of, started_at, finished_at, stats) "
         "values (?, 'tick', ?, ?, ?, ?)",
@@ -212,7 +223,7 @@ def preview_occurrence(
         result = None
         groups = group_by_instant(pending)
         # one sequence at a time: a batch failure could not be redone inside this transaction
-        run = TickRun(compilation, "preview", report, groups, batched=False)
+        run = TickRun(compilation, "preview", report, groups, watermark(con), batched=False)
         for group in groups:
             for r in run.process_group(con, group):
                 if r.occurrence == target:

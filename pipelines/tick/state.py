@@ -1,10 +1,12 @@
 """Incremental state and the run's per-run tables.
 
 The activity-derived contact properties live in ``contact_activity_state`` as of
-``tick_state.properties_as_of`` (the latest instant processed, W). A run reads the activities
-after W once (``tick_window``); before the group at instant t, only the window's activities
-in (W, t] are aggregated and merged (int_activity_delta), so a daily run costs about the
-day's new activity plus the enrolments involved, not the history.
+``tick_state.properties_as_of`` (W: the latest instant of the latest run). A run reads the
+activities after W once (``tick_window``); before the group at instant t, only the window's
+activities since the previous instant are aggregated and merged into the run's window state
+(int_activity_delta), so a daily run costs about the day's new activity plus the
+enrolments involved, not the history. The stored state and W are written once, at the end
+of the run (``flush_state``: issue 11, one write instead of one per instant).
 
 Per-run work (``start_run``). Contacts without activity in the run's window have the same
 row at every instant of the run: their ``contact`` rows are materialized once
@@ -31,8 +33,10 @@ from pipelines import sqlrun
 from pipelines.compile.sequence import Compilation
 from pipelines.tick.occurrences import Occurrence
 
+Mark = tuple[dt.datetime | None, int]  # (the state's instant W, activities counted up to it)
 
-def watermark(con) -> tuple[dt.datetime | None, int]:
+
+def watermark(con) -> Mark:
     row = con.execute("select properties_as_of, activities_counted from tick_state").fetchone()
     return (row[0], row[1] or 0) if row else (None, 0)
 
@@ -113,6 +117,7 @@ def start_run(
         _set_watermark(con, first_at, _apply_activity_delta(con, None, first_at))
         at = first_at
     _window_tables(con, at, last_at)
+    con.execute("create or replace temp table tick_state_touched (contact_id varchar)")
     if any(c.reads_enrollment for c in compilation.sequences.values()):
         _email_activities(con, first_at, last_at)
     return _precompute_audiences(con, groups, compilation) if audiences else set()
@@ -202,25 +207,27 @@ def _precompute_audiences(
     return {s["name"] for s in batch}
 
 
-def advance_state(con, to_at: dt.datetime) -> None:
-    """Bring contact_activity_state (and the run's window rows) to ``to_at``.
+def advance_state(con, mark: Mark, to_at: dt.datetime) -> Mark:
+    """Bring the run's window state (``tick_window_state`` and ``tick_contacts_window``) to
+    ``to_at``; the run's new mark (instant, activities counted).
 
-    Reads only the instant's slice of ``tick_window``; the merge below is the one of
+    Reads only the instant's slice of ``tick_window``; the merge is the one of
     ``_apply_activity_delta``, computed against the window state (every contact of the delta
-    is a window contact) so that nothing here scans all contacts.
+    is a window contact) so that nothing here scans all contacts. ``contact_activity_state``
+    and the watermark are written once, at the end of the run (:func:`flush_state`); the
+    contacts changed meanwhile are noted in ``tick_state_touched``.
     """
-    at, counted = watermark(con)
+    at, counted = mark
     if at is None or to_at <= at:
-        return
+        return mark
     sql = sqlrun.render("tick/int_activity_delta.sql", from_at=True, source="tick_window")
     sqlrun.materialize(con, "activity_delta", sql, {"from_at": at, "to_at": to_at})
     delta = con.execute("select count(*), coalesce(sum(activities), 0) from activity_delta")
     changed, activities = delta.fetchone()
-    _set_watermark(con, to_at, counted + activities)
     if changed == 0:
-        return
+        return to_at, counted + activities
     sqlrun.materialize(con, "tick_state_changed", sqlrun.render("tick/int_state_changed.sql"))
-    sqlrun.execute(con, "tick/dml_apply_state_changes.sql")
+    con.execute("insert into tick_state_touched select contact_id from tick_state_changed")
     for table in ("tick_window_state", "tick_contacts_window"):
         con.execute(
             f"delete from {table} where contact_id in (select contact_id from tick_state_changed)"
@@ -235,3 +242,22 @@ def advance_state(con, to_at: dt.datetime) -> None:
         state="tick_window_state",
     )
     con.execute(f"insert into tick_contacts_window by name {sql}")
+    return to_at, counted + activities
+
+
+def flush_state(con, mark: Mark) -> None:
+    """Write the run's state into ``contact_activity_state`` and the watermark, together
+    (the caller's transaction): the rows of the contacts whose state changed during the run,
+    then the mark. Until then the stored pair is the run's start, just as consistent: a run
+    stopped before this rebuilds the window from there (the ledger, not the watermark, says
+    which occurrences are done: ``pending.pending_occurrences``)."""
+    sqlrun.materialize(
+        con,
+        "tick_state_changed",
+        "select run_state.*, stored.contact_id is null as __new "
+        "from tick_window_state as run_state "
+        "semi join tick_state_touched using (contact_id) "
+        "left join contact_activity_state as stored using (contact_id)",
+    )
+    sqlrun.execute(con, "tick/dml_apply_state_changes.sql")
+    _set_watermark(con, *mark)
