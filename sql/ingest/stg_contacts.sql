@@ -30,10 +30,9 @@ typed as (
         {{ m.boolean('unsubscribed_raw') }} as unsubscribed,
         {{ m.utc_ts('created_at_raw') }} as created_at,
         {{ m.utc_ts('updated_at_raw') }} as updated_at,
-        zones.name is not null as timezone_known,
+        source.timezone in (select name from ingest_timezones) as timezone_known,
         {{- m.custom_typed(custom) }}
     from source
-    left join ingest_timezones as zones on zones.name = source.timezone
 ),
 
 {%- set ns = namespace(checks=[
