@@ -4,7 +4,7 @@ near-empty sequences: ~5 ms per condition for parse, allow-list, typing and the 
 A condition compiles to the same :class:`CompiledCondition` whenever the same text is
 compiled in the same scope against the same columns and types by the same compiler, so the
 result is stored under a key of exactly those inputs: the text, the scope and record, the
-columns (and types) visible in that scope, the ambiguous names, and :data:`VERSION` — a hash
+columns (and types) visible in that scope, the ambiguous names, and :func:`version` — a hash
 of the compiler's own source files and the sqlglot and duckdb versions, so an upgrade or a
 change to the compiler recompiles everything. Only successes are stored: a condition that
 fails compiles again each time, so its error always names its current file and step.

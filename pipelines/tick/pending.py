@@ -40,12 +40,12 @@ def pending_occurrences(con, compilation, starts: dict[str, dt.date], until: dt.
     W is the latest instant processed: the ledger's, which a group commits with its rows (the
     stored state's watermark is written at the end of a run, so after a run stopped midway
     it is older; it is never later)."""
-    last_done = dict(
-        con.execute("select sequence, max(occurrence_on) from occurrences group by 1").fetchall()
-    )
+    done = con.execute(
+        "select sequence, max(occurrence_on), max(occurrence_at) from occurrences group by 1"
+    ).fetchall()
+    last_done = {sequence: on for sequence, on, _ in done}
     stored, _ = watermark(con)
-    latest = con.execute("select max(occurrence_at) from occurrences").fetchone()[0]
-    w = max((t for t in (stored, latest) if t is not None), default=None)
+    w = max((t for t in (stored, *(at for *_, at in done)) if t is not None), default=None)
     found: list[Occurrence] = []
     for name, compiled in compilation.sequences.items():
         first = starts[name]
