@@ -26,6 +26,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines.cli_args import build_parser
+from pipelines.cli_desk import cmd_tasks
 from pipelines.errors import (
     DatabaseBusy,
     ErrorList,
@@ -186,24 +187,6 @@ def print_unknown(rows: list[dict]) -> None:
         )
     if rows:
         print("check the mailbox's sent folder, then: sequencer send --mark KEY sent|retry")
-
-
-def cmd_tasks(p: Project, args: argparse.Namespace) -> int:
-    if args.verb == "done":
-        if not args.task_id:
-            raise SequencerError("tasks done needs a TASK_ID")
-        p.complete_task(args.task_id, args.as_of)
-        print(f"done: {args.task_id}")
-        return EXIT_OK
-    rows = p.tasks(args.owner, include_done=args.all)
-    print(f"{len(rows)} {'task(s)' if args.all else 'open task(s)'} for {args.owner or p.user}")
-    for t in rows:
-        state = "done" if t["done"] else "open"
-        print(
-            f"  {t['due_on']}  {state:<4} {t['kind']:<15} {t['contact_id']:<10} {t['title'] or ''}"
-        )
-        print(f"      id {t['task_id']}")
-    return EXIT_OK
 
 
 def cmd_metrics(p: Project, args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 
 COMMON_EPILOG = (
     "Acts as --user U or $SEQUENCER_USER; with neither, as the operator (full access, the "
@@ -46,9 +47,11 @@ HELP: dict[str, tuple[str, str]] = {
         "sequencer send --as-of 2026-03-02T15:00:00Z   |   sequencer send --requeue-held",
     ),
     "tasks": (
-        "List a rep's open reminders and tasks, or mark one done.",
-        "sequencer tasks --user alice   |   sequencer tasks done TASK_ID --user alice"
-        "   |   sequencer tasks --owner alice --user olga",
+        "A rep's queue of reminders and tasks: list (filters, --csv), show, done, snooze.",
+        "sequencer tasks --user alice --kind call_reminder   |   sequencer tasks show 3f9a0c1e"
+        "   |   sequencer tasks done 3f9a0c1e 77b2d410 --user alice"
+        "   |   sequencer tasks snooze 3f9a0c1e --until 2026-03-09   |   sequencer tasks"
+        " --owner alice --user olga --csv alice.csv",
     ),
     "serve": (
         "Serve the tracking links (open pixel, clicks, one-click unsubscribe) over HTTP.",
@@ -79,6 +82,14 @@ def count(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} is negative")
     return value
+
+
+def date_arg(text: str) -> dt.date:
+    """A ``YYYY-MM-DD`` argument."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from exc
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,11 +167,29 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     elif name == "mailbox":
         add_mailbox_verbs(p)
     elif name == "tasks":
-        p.add_argument("verb", nargs="?", choices=["done"], help="`done TASK_ID` marks it done")
-        p.add_argument("task_id", nargs="?", help="the task to mark done")
-        p.add_argument("--all", action="store_true", help="include done tasks")
-        p.add_argument("--owner", help="list this user's queue (admins and the operator: any)")
-        p.add_argument("--as-of", help="with done: completed at this instant (default: now)")
+        add_task_arguments(p)
+
+
+def add_task_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "verb",
+        nargs="?",
+        choices=["list", "show", "done", "snooze"],
+        help="list (default) | show ID… | done ID… | snooze ID… --until DATE",
+    )
+    p.add_argument(
+        "task_ids", nargs="*", metavar="TASK_ID", help="task ids; a unique prefix is enough"
+    )
+    p.add_argument("--owner", help="list this user's queue (admins and the operator: any)")
+    p.add_argument("--sequence", help="only this sequence's tasks")
+    p.add_argument("--kind", help="only email_reminder, follow_up or call_reminder")
+    p.add_argument("--due-before", type=date_arg, help="only tasks due before this date")
+    p.add_argument("--all", action="store_true", help="include done and snoozed tasks")
+    p.add_argument("--csv", metavar="FILE", help="write the listed tasks as CSV (- for stdout)")
+    p.add_argument("--until", type=date_arg, help="with snooze: the local date it comes back")
+    p.add_argument(
+        "--as-of", help="done: completed at this instant; list: today is its date (default now)"
+    )
 
 
 def add_mailbox_verbs(p: argparse.ArgumentParser) -> None:

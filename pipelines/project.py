@@ -36,6 +36,7 @@ from pipelines import db
 from pipelines.compile import cache as compile_cache
 from pipelines.compile.condition import ConditionSchema
 from pipelines.compile.sequence import Compilation, CompiledSequence, compile_workspace
+from pipelines.desk import Desk
 from pipelines.engagement.spool import load_spool, spool_files
 from pipelines.errors import ErrorList, PermissionDenied, SequencerError, UsageError
 from pipelines.ingest.load import IngestResult, ingest_files
@@ -50,7 +51,6 @@ from pipelines.metrics import (
     record_build,
 )
 from pipelines.models import Sequence
-from pipelines.outbox import tasks as task_queue
 from pipelines.outbox.review import list_unknown, requeue_held, resolve_unknown
 from pipelines.outbox.send import SendReport, send_due
 from pipelines.progress import Progress
@@ -113,7 +113,7 @@ class MetricsResult:
     build: Build
 
 
-class Project:
+class Project(Desk):
     """A workspace directory and its DuckDB file, acting as ``user`` (None: the operator).
 
     >>> p = Project("/ws")
@@ -359,31 +359,3 @@ class Project:
         require_sequence(ws, self.actor(ws), sequence)
         with self.connection() as con:
             return fn(con, ws, sequence, contact_ids, as_of_or_now(at))
-
-    def tasks(self, owner: str | None = None, *, include_done: bool = False) -> list[dict]:
-        """One user's task queue: ``owner``'s (an admin or the operator: anyone's; a rep or
-        viewer: only their own), by default the acting user's."""
-        ws = self.workspace()
-        actor = self.actor(ws)  # an unknown acting user is refused
-        owner = owner or self.user
-        if not owner:
-            raise SequencerError("tasks lists one user's queue: give --owner U (or --user U)")
-        if owner != actor.user_id and not sees_all(ws, actor):
-            raise PermissionDenied(
-                f"the task queue of {owner!r} is for its owner, an admin or the operator; "
-                f"{actor.describe()} may list only their own"
-            )
-        with self.connection() as con:
-            return task_queue.list_tasks(con, owner, include_done=include_done)
-
-    def complete_task(self, task_id: str, at: Instant = None) -> None:
-        """Mark a task done (its owner, an admin or the operator) and log ``task_completed``."""
-        ws = self.workspace()
-        actor = self.actor(ws)
-        with self.connection() as con:
-            owner = con.execute(
-                "select owner_id from tasks where task_id = ?", [task_id]
-            ).fetchone()
-            if owner and not (sees_all(ws, actor) or owner[0] == actor.user_id):
-                raise PermissionDenied(f"task {task_id!r} belongs to {owner[0]!r}")
-            task_queue.complete_task(con, task_id, as_of_or_now(at))

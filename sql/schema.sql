@@ -144,6 +144,9 @@ create table if not exists tasks (
     created_at timestamp default current_localtimestamp(),
 );
 
+-- issue 12: a rep snoozes a task until a date (hidden from the queue until then)
+alter table tasks add column if not exists snoozed_until date;
+
 -- Occurrences already processed: a run processes each (sequence, date) once.
 create table if not exists occurrences (
     sequence varchar not null,
