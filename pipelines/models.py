@@ -33,6 +33,52 @@ def check_timezone(value: str) -> str:
     return value
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class SendWindow(Strict):
+    """SPEC 11: emails and SMS go out only while the recipient's local time is inside
+    [start, end) on one of ``weekdays``; ``timezone: contact`` is the contact's own
+    (else the owner's), ``owner`` the sequence owner's (else the schedule's)."""
+
+    start: str = "08:00"
+    end: str = "18:00"
+    weekdays: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(
+        default_factory=lambda: list(WEEKDAYS[:5]), min_length=1
+    )
+    timezone: Literal["contact", "owner"] = "contact"
+
+    @model_validator(mode="after")
+    def _check_hours(self) -> SendWindow:
+        start, end = (_hh_mm(self.start, "start"), _hh_mm(self.end, "end"))
+        if start >= end:
+            raise ValueError(
+                f"send_window: start {self.start} must be before end {self.end} "
+                "(a window does not cross midnight)"
+            )
+        if len(set(self.weekdays)) != len(self.weekdays):
+            raise ValueError("send_window: weekdays repeat a day")
+        return self
+
+    @property
+    def minutes(self) -> tuple[int, int]:
+        """[start, end) in minutes after local midnight."""
+        start, end = _hh_mm(self.start, "start"), _hh_mm(self.end, "end")
+        return start.hour * 60 + start.minute, end.hour * 60 + end.minute
+
+    @property
+    def isodows(self) -> list[int]:
+        """The weekdays as ISO numbers (Monday 1 … Sunday 7)."""
+        return [WEEKDAYS.index(d) + 1 for d in self.weekdays]
+
+
+def _hh_mm(value: str, what: str) -> dt.time:
+    try:
+        return dt.time.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(f"send_window: {what} must be HH:MM, got {value!r}") from exc
+
+
 class Mailbox(Strict):
     host: str
     port: int = 587
@@ -86,6 +132,7 @@ class UsersFile(Strict):
     sms_gateway: SmsGateway | None = None
     tracking: Tracking | None = None
     condition_limit: int = Field(default=DEFAULT_CONDITION_LIMIT, ge=1)
+    send_window: SendWindow | None = None  # the default of every sequence without its own
 
     @model_validator(mode="after")
     def _check_roles(self) -> UsersFile:
@@ -191,6 +238,7 @@ class Sequence(Strict):
     audience: Audience = Field(default_factory=Audience)
     schedule: Schedule = Field(default_factory=Schedule)
     exclusive_with: list[str] = Field(default_factory=list)
+    send_window: SendWindow | None = None  # else users.yaml's; none: any time (SPEC 11)
     steps: list[Step] = Field(min_length=1)
     exit: Exit = Field(default_factory=Exit)
 

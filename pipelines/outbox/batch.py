@@ -5,8 +5,9 @@ only actions whose occurrence has come (``occurrence_at <= as_of``): a send neve
 2. *opt-outs* — emails/SMS to contacts unsubscribed (or bounced, for email) since the tick
    decided them become ``skipped``; so do actions whose step left the sequence file;
 3. *limits* — ``sql/send/int_send_batch.sql`` ranks every sender's emails (deferred oldest
-   first, then due oldest first) and one UPDATE defers what exceeds today's daily limit and
-   the emails an owner's weekend holds (``exclude_weekends``);
+   first, then due oldest first) and one UPDATE defers what exceeds today's daily limit, the
+   emails an owner's weekend holds (``exclude_weekends``) and the emails and SMS outside the
+   recipient's send window (SPEC 11);
 4. *batch* — one query for the actions, one for their contacts, accounts and email history.
 """
 
@@ -19,7 +20,7 @@ import duckdb
 
 from pipelines import sqlrun
 from pipelines.instants import local_date, local_day_bounds
-from pipelines.models import Sequence, User
+from pipelines.models import SendWindow, Sequence, User
 from pipelines.workspace import Workspace
 
 
@@ -27,7 +28,9 @@ def load_workspace_tables(con: duckdb.DuckDBPyConnection, ws: Workspace, as_of: 
     """Temp tables the set-based SQL joins: steps with senders and staleness, user limits."""
     con.execute(
         "create or replace temp table _send_steps (sequence varchar, step varchar,"
-        " action varchar, sender_id varchar, stale_hours double, weekend_hold boolean)"
+        " action varchar, sender_id varchar, stale_hours double, weekend_hold boolean,"
+        " window_from integer, window_to integer, window_days integer[], window_tz varchar,"
+        " owner_tz varchar)"
     )
     con.execute(
         "create or replace temp table _send_limits (sender_id varchar, daily_limit bigint,"
@@ -41,12 +44,13 @@ def load_workspace_tables(con: duckdb.DuckDBPyConnection, ws: Workspace, as_of: 
             seq.owner if s.from_ == "owner" else s.from_,
             seq.stale_after_hours,
             weekend_hold(ws, seq, as_of),
+            *_window(ws, seq),
         )
         for seq in ws.sequences.values()
         for s in seq.steps
     ]
     if steps:
-        con.executemany("insert into _send_steps values (?, ?, ?, ?, ?, ?)", steps)
+        con.executemany("insert into _send_steps values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", steps)
     limits = [(u.id, u.daily_email_limit, *_local_day(u, as_of)) for u in ws.users.users]
     if limits:
         con.executemany("insert into _send_limits values (?, ?, ?, ?)", limits)
@@ -57,9 +61,27 @@ def weekend_hold(ws: Workspace, seq: Sequence, as_of: dt.datetime) -> bool:
     Sunday (the owner's timezone, else the schedule's), deferred ones included."""
     if not seq.schedule.exclude_weekends:
         return False
+    return local_date(as_of, owner_timezone(ws, seq)).weekday() >= 5
+
+
+def send_window(ws: Workspace, seq: Sequence) -> SendWindow | None:
+    """The sequence's send window: its own, else users.yaml's default, else none."""
+    return seq.send_window or ws.users.send_window
+
+
+def owner_timezone(ws: Workspace, seq: Sequence) -> str:
+    """The owner's timezone (users.yaml), else the schedule's."""
     owner = ws.users.user(seq.owner)
-    timezone = owner.timezone if owner and owner.timezone else seq.schedule.timezone
-    return local_date(as_of, timezone).weekday() >= 5
+    return owner.timezone if owner and owner.timezone else seq.schedule.timezone
+
+
+def _window(ws: Workspace, seq: Sequence) -> tuple:
+    """_send_steps' window columns: [from, to) in local minutes, ISO weekdays, whose
+    timezone (``contact`` or ``owner``) and the owner's; all null without a window."""
+    window = send_window(ws, seq)
+    if window is None:
+        return (None, None, None, None, owner_timezone(ws, seq))
+    return (*window.minutes, window.isodows, window.timezone, owner_timezone(ws, seq))
 
 
 def _local_day(user: User, as_of: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
@@ -143,28 +165,36 @@ def skip_unsendable(con: duckdb.DuckDBPyConnection, as_of: dt.datetime) -> int:
 
 
 WEEKEND_NOTE = "exclude_weekends: waits for the owner's next weekday"
+WINDOW_NOTE = "send_window: outside the recipient's local sending hours; waits for them"
 LIMIT_NOTE = "daily email limit reached; sent first on the next local day"
 
 
 def apply_limits(con: duckdb.DuckDBPyConnection, as_of: dt.datetime) -> int:
     """Rank the batch (sql/send/int_send_batch.sql) of the actions whose occurrence has come;
-    defer every email beyond its sender's limit, and every due email a weekend holds."""
+    defer every email beyond its sender's limit, every due email a weekend holds and every
+    email or SMS outside its send window. A deferred action still waiting gets the current
+    reason when the window is or was it (other reasons keep their text, e.g. a requeue's);
+    the count is of the actions deferred now (due before)."""
     sqlrun.materialize(
         con, "_send_batch", sqlrun.render("send/int_send_batch.sql"), {"as_of": as_of}
     )
-    return len(
-        con.execute(
-            """
-            update actions as a set status = 'deferred', finished_at = null,
-                error = case when b.weekend_hold then $weekend else $limit end
-            from _send_batch as b
-            where a.status = 'due' and b.idempotency_key = a.idempotency_key
-              and not b.within_limit
-            returning a.idempotency_key
-            """,
-            {"weekend": WEEKEND_NOTE, "limit": LIMIT_NOTE},
-        ).fetchall()
+    con.execute(
+        """
+        update actions as a set status = 'deferred', finished_at = null,
+            error = case when b.weekend_hold then $weekend
+                         when b.window_hold then $window else $limit end
+        from _send_batch as b
+        where a.status in ('due', 'deferred') and b.idempotency_key = a.idempotency_key
+          and not b.within_limit
+          and (a.status = 'due'  -- a waiting one: when the window is, or was, the reason
+               or (b.window_hold and not b.weekend_hold and a.error is distinct from $window)
+               or (not b.window_hold and a.error = $window))
+        """,
+        {"weekend": WEEKEND_NOTE, "window": WINDOW_NOTE, "limit": LIMIT_NOTE},
     )
+    return con.execute(
+        "select count(*) from _send_batch where status = 'due' and not within_limit"
+    ).fetchone()[0]
 
 
 def fetch_batch(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
