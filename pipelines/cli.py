@@ -26,7 +26,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines.cli_args import build_parser
-from pipelines.cli_desk import cmd_tasks
+from pipelines.cli_desk import cmd_pause, cmd_resume, cmd_tasks
 from pipelines.errors import (
     DatabaseBusy,
     ErrorList,
@@ -277,6 +277,8 @@ COMMANDS: dict[str, Callable[[Project, argparse.Namespace], int]] = {
     "run": cmd_run,
     "enroll": cmd_enroll,
     "unenroll": cmd_unenroll,
+    "pause": cmd_pause,
+    "resume": cmd_resume,
     "send": cmd_send,
     "tasks": cmd_tasks,
     "metrics": cmd_metrics,

@@ -42,6 +42,16 @@ HELP: dict[str, tuple[str, str]] = {
         "Take contacts out of a sequence now (exit reason manual).",
         "sequencer unenroll outbound-q1 C000123 --user alice",
     ),
+    "pause": (
+        "Pause contacts' enrolments (no contact: the whole sequence and its entries) until "
+        "--until DATE or `resume`; exits still apply.",
+        "sequencer pause outbound-q1 C000123 --until 2026-03-16 --user alice"
+        "   |   sequencer pause outbound-q1 --user alice",
+    ),
+    "resume": (
+        "End a pause: the contacts' (no contact: the whole sequence's and every contact's).",
+        "sequencer resume outbound-q1 C000123 --user alice",
+    ),
     "send": (
         "Carry out every due action exactly once: emails, tasks, SMS; --review lists unknowns.",
         "sequencer send --as-of 2026-03-02T15:00:00Z   |   sequencer send --requeue-held",
@@ -154,6 +164,14 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("sequence", help="the sequence name")
         p.add_argument("contact_ids", nargs="+", metavar="CONTACT_ID")
         p.add_argument("--as-of", help="act at this instant (ISO-8601; default: now)")
+    elif name in ("pause", "resume"):
+        p.add_argument("sequence", help="the sequence name")
+        p.add_argument("contact_ids", nargs="*", metavar="CONTACT_ID", help="none: the sequence")
+        p.add_argument("--as-of", help="act at this instant (ISO-8601; default: now)")
+        if name == "pause":
+            p.add_argument(
+                "--until", type=date_arg, help="resume at the first occurrence on or after DATE"
+            )
     elif name == "metrics":
         p.add_argument("--sequence", help="only this sequence (default: all you may see)")
         p.add_argument(

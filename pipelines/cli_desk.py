@@ -1,4 +1,4 @@
-"""The desk's commands (``tasks``, ``actions``): parse → call the
+"""The desk's commands (``tasks``, ``actions``, ``pause``, ``resume``): parse → call the
 :class:`~pipelines.project.Project` (:mod:`pipelines.desk`) → print. Registered in
 :data:`pipelines.cli.COMMANDS`; their arguments are in :mod:`pipelines.cli_args`."""
 
@@ -42,6 +42,27 @@ def cmd_tasks(p: Project, args: argparse.Namespace) -> int:
         print("  " + task_line(t))
     if rows:
         print("read one: sequencer tasks show ID   |   close: sequencer tasks done ID [ID…]")
+    return EXIT_OK
+
+
+def cmd_pause(p: Project, args: argparse.Namespace) -> int:
+    outcomes = p.pause(args.sequence, args.contact_ids, args.until, args.as_of)
+    return _enrolment_outcomes(outcomes, {"not_enrolled", "unknown_contact"})
+
+
+def cmd_resume(p: Project, args: argparse.Namespace) -> int:
+    outcomes = p.resume(args.sequence, args.contact_ids, args.as_of)
+    return _enrolment_outcomes(outcomes, {"unknown_contact"})
+
+
+def _enrolment_outcomes(outcomes: dict[str, str], refused: set[str]) -> int:
+    """One line per contact (or the whole sequence); exit 1 when any was refused."""
+    for contact_id, outcome in outcomes.items():
+        print(f"{contact_id:<18} {outcome}")
+    n = sum(outcome in refused for outcome in outcomes.values())
+    if n:
+        print(f"{n} contact(s) refused (see the outcome of each above)", file=sys.stderr)
+        return EXIT_INPUT
     return EXIT_OK
 
 

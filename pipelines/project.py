@@ -56,6 +56,7 @@ from pipelines.outbox.send import SendReport, send_due
 from pipelines.progress import Progress
 from pipelines.scope import Actor, require_sequence, resolve_actor, sees_all, visible_sequences
 from pipelines.tick import enrollment
+from pipelines.tick import pause as pauses
 from pipelines.tick.preview import AudiencePreview, preview_audience
 from pipelines.tick.properties import materialize_contact_state
 from pipelines.tick.run import RunReport, preview_occurrence, run_tick
@@ -353,6 +354,25 @@ class Project(Desk):
     def unenroll(self, sequence: str, contact_ids: list[str], at: Instant = None) -> dict:
         """Take contacts out of a sequence now (exit reason ``manual``)."""
         return self._enrolment(enrollment.unenroll, sequence, contact_ids, at)
+
+    def pause(
+        self, sequence: str, contact_ids: list[str], until: dt.date | None = None,
+        at: Instant = None,
+    ) -> dict:  # fmt: skip
+        """Pause enrolments (none given: the whole sequence) until ``until`` (SPEC 11)."""
+
+        def act(con, ws, seq, ids, when):
+            return pauses.pause(con, ws, seq, ids, when, until, by=self.user)
+
+        return self._enrolment(act, sequence, contact_ids, at)
+
+    def resume(self, sequence: str, contact_ids: list[str], at: Instant = None) -> dict:
+        """End the pauses of the contacts (none given: of the whole sequence)."""
+
+        def act(con, ws, seq, ids, when):
+            return pauses.resume(con, ws, seq, ids, when, by=self.user)
+
+        return self._enrolment(act, sequence, contact_ids, at)
 
     def _enrolment(self, fn, sequence: str, contact_ids: list[str], at: Instant) -> dict:
         ws = self.workspace()

@@ -104,6 +104,24 @@ create table if not exists enrollments (
     primary key (sequence, contact_id),
 );
 
+-- issue 12: the date a paused enrolment resumes ('infinity': until `resume`); null: not paused
+alter table enrollments add column if not exists paused_until date;
+
+-- Pauses (SPEC 11) as intervals, so that any run, catch-up or daily, sees at each occurrence
+-- whether the enrolment was paused then: from paused_at, until the first occurrence on or
+-- after until_on (a local date of the sequence) and before resumed_at. contact_id null: the
+-- whole sequence (its entries stop too). Out-of-office replies pause without a row here
+-- (pipelines/tick/pause.py derives them from `email_auto_replied` activities).
+create table if not exists pauses (
+    sequence varchar not null,
+    contact_id varchar,
+    paused_at timestamp not null,
+    until_on date,
+    resumed_at timestamp,
+    paused_by varchar,
+    resumed_by varchar,
+);
+
 -- Every step decision; the idempotency key is the send step's outbox key.
 create table if not exists actions (
     idempotency_key varchar primary key,

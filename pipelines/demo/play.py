@@ -27,6 +27,10 @@ from pipelines.tick.occurrences import instant_on, occurs_on
 from pipelines.workspace import Workspace
 
 NEW_LEADS_PER_DAY = 40
+# The 15-minute schedule runs all day; the demo plays the ticks after each occurrence, plus
+# this one (09:00 in Los Angeles), where send windows let the west coast's emails go out.
+WINDOW_TICK = dt.time(17, 0)
+PAUSED_DAYS = 4  # the demo pauses one contact on its second day, for this many days
 # The demo prints one line per day; Dagster's own event log stays in the instance.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -39,6 +43,8 @@ def tick_instants(ws: Workspace, day: dt.date) -> list[dt.datetime]:
             at = instant_on(day, seq.schedule)
             minutes = (at.minute // 15 + 1) * 15
             instants.add(at.replace(minute=0, second=0) + dt.timedelta(minutes=minutes))
+    if instants:
+        instants.add(dt.datetime.combine(day, WINDOW_TICK))
     return sorted(instants)
 
 
@@ -112,6 +118,30 @@ class DemoPlayer:
         return f"entered {entries:>4}, exited {exits:>4}; actions: {done}"
 
 
+def pause_one(project: Path, db_path: Path, day: dt.date) -> str:
+    """Pause the first contact active in outbound-q1 (a rep's "call me next week"), from the
+    evening of ``day`` for PAUSED_DAYS days, as ``sequencer pause`` would."""
+    from pipelines.project import Project
+
+    con = db.connect(db_path, read_only=True)
+    try:
+        row = con.execute(
+            "select contact_id from enrollments where sequence = 'outbound-q1'"
+            " and status = 'active' order by contact_id limit 1"
+        ).fetchone()
+    finally:
+        con.close()
+    if row is None:
+        return "        (nobody active in outbound-q1 to pause)"
+    until = day + dt.timedelta(days=PAUSED_DAYS)
+    at = dt.datetime.combine(day, dt.time(22, 0))
+    Project(project, db_path=db_path, user="alice").pause("outbound-q1", [row[0]], until, at)
+    return (
+        f"        $ sequencer pause outbound-q1 {row[0]} --until {until} --user alice"
+        f"   (paused {row[0]}: it resumes at the step where it stopped)"
+    )
+
+
 def play(
     project: Path, db_path: Path, first_day: dt.date, days: int, ws: Workspace, sink, doors
 ) -> Iterator[str]:
@@ -134,6 +164,8 @@ def play(
             ticks = tick_instants(ws, day)
             for at in ticks:
                 player.tick(at)
+            if i == 1:
+                yield pause_one(project, db_path, day)
             received = sink.messages[seen:]
             seen += len(received)
             day_end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())

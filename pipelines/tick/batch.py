@@ -31,6 +31,7 @@ import duckdb
 from pipelines import sqlrun
 from pipelines.compile.sequence import Compilation
 from pipelines.tick.occurrences import Occurrence
+from pipelines.tick.pause import NO_PAUSES, Pauses
 from pipelines.tick.phases import (
     _Phase,
     completion_sql,
@@ -38,6 +39,7 @@ from pipelines.tick.phases import (
     exits_sql,
     finish_occurrence,
     ledger_counts,
+    paused_enrollments,
     start_occurrence,
     steps_sql,
 )
@@ -100,6 +102,14 @@ def _batch(con, *statements: str) -> list:
         raise BatchFailed(str(exc)) from exc
 
 
+def _batch_call(fn, *args) -> None:
+    """``fn(*args)``; any database failure is a :class:`BatchFailed`."""
+    try:
+        fn(*args)
+    except duckdb.Error as exc:
+        raise BatchFailed(str(exc)) from exc
+
+
 def _union(table: str, branches: list[tuple[_Phase, str]]) -> list[str]:
     """``create temp table <table>`` as the UNION ALL (by name) of each phase's statement,
     its parameters inlined, tagged with its sequence and occurrence (and decided_at): the
@@ -142,7 +152,7 @@ class _Clock:
 
 def process_layer(
     con, compilation: Compilation, layer: list[Occurrence], run_id: str, report: RunReport,
-    precomputed: set[str],
+    precomputed: set[str], pauses: Pauses = NO_PAUSES,
 ) -> list[OccurrenceResult]:  # fmt: skip
     """The occurrences of a layer of independent sequences, each phase one batched statement
     (plus its DML) for all of them, in SPEC order."""
@@ -167,9 +177,10 @@ def process_layer(
     by_name = {phase.params["sequence"]: phase for phase in phases}
     _batched_exits(con, phases, by_name)
     clock.lap("exits")
-    _batched_entries(con, phases, by_name, precomputed)
+    entering = [p for p in phases if not pauses.stops_entries(p.occ)]  # SPEC 11
+    _batched_entries(con, entering, by_name, precomputed)
     clock.lap("entries")
-    live = _batched_steps(con, phases, by_name)
+    live = _batched_steps(con, phases, by_name, pauses)
     clock.lap("steps")
     if live:
         _batched_completion(con, live, by_name)
@@ -252,11 +263,13 @@ def _batched_entries(con, phases, by_name, precomputed: set[str]) -> None:
         result.rejected.update(Counter(rejected or []))
 
 
-def _batched_steps(con, phases, by_name) -> list[_Phase]:
+def _batched_steps(con, phases, by_name, pauses: Pauses) -> list[_Phase]:
     """Phase 3 for every sequence of the layer; the phases with an active enrolment."""
     p = phases[0].params  # the layer's one instant and occurrence date
+    if pauses.any:
+        _batch_call(paused_enrollments, con, list(by_name), p)
     active = sqlrun.inline(
-        sqlrun.render("tick/int_active_enrollments_batch.sql"),
+        sqlrun.render("tick/int_active_enrollments_batch.sql", pauses=pauses.any),
         {"sequences": list(by_name), "occurrence_on": p["occurrence_on"],
          "occurrence_at": p["occurrence_at"]},
     )  # fmt: skip

@@ -17,6 +17,8 @@ from pipelines import sqlrun
 from pipelines.compile.sequence import CompiledSequence
 from pipelines.instants import utc_now
 from pipelines.tick.occurrences import Occurrence
+from pipelines.tick.pause import NO_PAUSES, Pauses
+from pipelines.tick.pause import paused_now as show_paused
 from pipelines.tick.report import OccurrenceResult, RunReport
 
 
@@ -65,20 +67,21 @@ def start_occurrence(
 
 def process_occurrence(
     con, compiled: CompiledSequence, occ: Occurrence, run_id: str, report: RunReport,
-    precomputed: set[str],
+    precomputed: set[str], pauses: Pauses = NO_PAUSES,
 ) -> OccurrenceResult:  # fmt: skip
     """Record the occurrence in the ledger, run its four phases, record its counts."""
     phase = start_occurrence(con, compiled, occ, run_id, report)
     _exits(phase)
     phase.lap("exits")
-    _entries(phase, precomputed)
+    if not pauses.stops_entries(occ):  # a paused sequence takes no entries (SPEC 11)
+        _entries(phase, precomputed)
     phase.lap("entries")
-    return steps_and_completion(phase)
+    return steps_and_completion(phase, pauses)
 
 
-def steps_and_completion(phase: _Phase) -> OccurrenceResult:
+def steps_and_completion(phase: _Phase, pauses: Pauses = NO_PAUSES) -> OccurrenceResult:
     """Phases 3 and 4, then the ledger row's counts."""
-    if not _steps(phase):
+    if not _steps(phase, pauses):
         phase.lap("steps")
         return finish_occurrence(phase)
     phase.lap("steps")
@@ -188,10 +191,23 @@ def count_steps(result: OccurrenceResult, step: str, status: str, n: int) -> Non
     result.actions[status] += n
 
 
-def _steps(phase: _Phase) -> bool:
+def paused_enrollments(con, sequences: list[str], params: dict[str, Any]) -> None:
+    """``tick_paused`` (int_paused_enrollments.sql) for ``sequences`` at the occurrence of
+    ``params``, and their ``paused_until`` shown (:mod:`pipelines.tick.pause`)."""
+    sql = sqlrun.render("tick/int_paused_enrollments.sql")
+    sqlrun.materialize(
+        con, "tick_paused", sql, {"sequences": sequences, "occurrence_on": params["occurrence_on"]}
+    )
+    show_paused(con)
+
+
+def _steps(phase: _Phase, pauses: Pauses = NO_PAUSES) -> bool:
     """3. steps; False when no enrolment is active (then there is nothing to complete)."""
     con, params, result = phase.con, phase.params, phase.result
-    sqlrun.materialize(con, "tick_active", sqlrun.render("tick/int_active_enrollments.sql"), params)
+    if pauses.any:
+        paused_enrollments(con, [params["sequence"]], params)
+    active_sql = sqlrun.render("tick/int_active_enrollments.sql", pauses=pauses.any)
+    sqlrun.materialize(con, "tick_active", active_sql, params)
     active, params["min_enrolled_at"] = con.execute(
         "select count(*), min(enrolled_at) from tick_active"
     ).fetchone()

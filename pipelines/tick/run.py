@@ -36,6 +36,8 @@ from pipelines.instants import to_naive_utc, utc_now
 from pipelines.progress import Progress
 from pipelines.tick.batch import BatchFailed, layers, parts, process_layer
 from pipelines.tick.occurrences import Occurrence
+from pipelines.tick.pause import NO_PAUSES, Pauses
+from pipelines.tick.pause import load as load_pauses
 from pipelines.tick.pending import group_by_instant, pending_occurrences, register_sequences
 from pipelines.tick.phases import process_occurrence
 from pipelines.tick.report import OccurrenceResult, RunReport, SequenceFailed
@@ -72,6 +74,7 @@ class TickRun:
     groups: list[list[Occurrence]]
     mark: Mark = (None, 0)  # the run's state: instant and activities counted (state.py)
     precomputed: set[str] | None = None
+    pauses: Pauses = NO_PAUSES  # the run's pause intervals (tick.pause), read with precomputed
     audiences_once: bool = True  # off after the one-statement audience failed
     batched: bool = True  # layers of independent sequences share statements (tick.batch)
     one_by_one: bool = False  # after a batched statement failed, until its culprit is found
@@ -85,6 +88,7 @@ class TickRun:
             )
             if self.mark[0] is None:  # a first run: start_run built the state
                 self.mark = watermark(con)
+            self.pauses = load_pauses(con, self.groups[-1][0].at)
         self.mark = advance_state(con, self.mark, group[0].at)
         self.report.seconds["state"] += time.perf_counter() - clock
         if not self.batched or self.one_by_one:
@@ -96,8 +100,9 @@ class TickRun:
                     results.append(self._occurrence(con, part[0]))
                 else:
                     results += process_layer(
-                        con, self.compilation, part, self.run_id, self.report, self.precomputed
-                    )
+                        con, self.compilation, part, self.run_id, self.report, self.precomputed,
+                        self.pauses,
+                    )  # fmt: skip
         order = {occ: i for i, occ in enumerate(group)}
         return sorted(results, key=lambda r: order[r.occurrence])  # the group's order
 
@@ -110,6 +115,7 @@ class TickRun:
                 self.run_id,
                 self.report,
                 self.precomputed,
+                self.pauses,
             )
         except duckdb.Error as exc:
             raise SequenceFailed(occ.sequence, occ.on, exc) from exc

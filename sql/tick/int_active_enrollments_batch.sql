@@ -3,7 +3,8 @@
 -- every sequence of $sequences after this occurrence's exits and entries, with their day
 -- index, counted in each sequence's own ledger of processed occurrences; one row per
 -- enrolment, tagged with its sequence and occurrence, ordered by sequence (each sequence's
--- step and completion branch reads its own rows).
+-- step and completion branch reads its own rows). Pauses: as in
+-- int_active_enrollments.sql.
 
 with
 
@@ -37,13 +38,22 @@ final as (
         enrollments.enrollment_id,
         enrollments.enrolled_on,
         enrollments.enrolled_at,
-        current_occurrence.ordinal - sequence_occurrences.ordinal + 1 as day_index,
+        current_occurrence.ordinal - sequence_occurrences.ordinal + 1
+            {% if pauses %}- coalesce(tick_paused.paused_days, 0){% endif %} as day_index,
     from enrollments
     inner join sequence_occurrences
         on sequence_occurrences.sequence = enrollments.sequence
        and sequence_occurrences.occurrence_on = enrollments.enrolled_on
     inner join current_occurrence on current_occurrence.sequence = enrollments.sequence
+    {% if pauses %}
+    left join tick_paused
+        on tick_paused.sequence = enrollments.sequence
+       and tick_paused.contact_id = enrollments.contact_id
+    {% endif %}
     where enrollments.status = 'active'
+      {% if pauses %}
+      and not coalesce(tick_paused.paused_now, false)
+      {% endif %}
 )
 
 select * from final
