@@ -53,6 +53,12 @@ HELP: dict[str, tuple[str, str]] = {
         "   |   sequencer tasks snooze 3f9a0c1e --until 2026-03-09   |   sequencer tasks"
         " --owner alice --user olga --csv alice.csv",
     ),
+    "actions": (
+        "Actions a send left to look at (held, failed, deferred, unknown, expired), grouped "
+        "by reason; --volume: emails per user per local day against the daily limit.",
+        "sequencer actions   |   sequencer actions --status failed --sequence outbound-q1 --list"
+        "   |   sequencer actions --volume --days 14",
+    ),
     "serve": (
         "Serve the tracking links (open pixel, clicks, one-click unsubscribe) over HTTP.",
         "sequencer serve --host 0.0.0.0 --port 8080",
@@ -168,6 +174,8 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         add_mailbox_verbs(p)
     elif name == "tasks":
         add_task_arguments(p)
+    elif name == "actions":
+        add_actions_arguments(p)
 
 
 def add_task_arguments(p: argparse.ArgumentParser) -> None:
@@ -190,6 +198,46 @@ def add_task_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--as-of", help="done: completed at this instant; list: today is its date (default now)"
     )
+
+
+def positive(text: str) -> int:
+    """An argparse type: a whole number ≥ 1 (``--days``).
+
+    >>> positive("7")
+    7
+    """
+    value = count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not at least 1")
+    return value
+
+
+def add_actions_arguments(p: argparse.ArgumentParser) -> None:
+    statuses = "held|failed|deferred|unknown|expired|skipped|due|sent"
+    p.add_argument(
+        "--status",
+        action="append",
+        metavar="STATUS",
+        help=f"only actions in this status ({statuses}; repeat for several); default: held, "
+        "failed, deferred, unknown and expired",
+    )
+    p.add_argument("--sequence", help="only this sequence (default: all you may see)")
+    p.add_argument("--step", help="only this step id")
+    p.add_argument(
+        "--list",
+        nargs="?",
+        type=count,
+        const=50,
+        metavar="N",
+        help="also list the first N actions of each group (default N: 50)",
+    )
+    p.add_argument(
+        "--volume",
+        action="store_true",
+        help="emails sent per user per local day against the daily limit, and deferred now",
+    )
+    p.add_argument("--days", type=positive, help="with --volume: the last N local days (7)")
+    p.add_argument("--as-of", help="with --volume: the days up to this instant (default: now)")
 
 
 def add_mailbox_verbs(p: argparse.ArgumentParser) -> None:
