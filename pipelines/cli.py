@@ -26,7 +26,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines.cli_args import build_parser
-from pipelines.cli_desk import cmd_pause, cmd_resume, cmd_tasks
+from pipelines.cli_desk import cmd_actions, cmd_pause, cmd_resume, cmd_tasks
 from pipelines.errors import (
     DatabaseBusy,
     ErrorList,
@@ -281,6 +281,7 @@ COMMANDS: dict[str, Callable[[Project, argparse.Namespace], int]] = {
     "resume": cmd_resume,
     "send": cmd_send,
     "tasks": cmd_tasks,
+    "actions": cmd_actions,
     "metrics": cmd_metrics,
     "serve": cmd_serve,
     "mailbox": cmd_mailbox,

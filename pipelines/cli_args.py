@@ -63,6 +63,12 @@ HELP: dict[str, tuple[str, str]] = {
         "   |   sequencer tasks snooze 3f9a0c1e --until 2026-03-09   |   sequencer tasks"
         " --owner alice --user olga --csv alice.csv",
     ),
+    "actions": (
+        "Actions a send left to look at (held, failed, deferred, unknown, expired), grouped "
+        "by reason; --volume: emails per user per local day against the daily limit.",
+        "sequencer actions   |   sequencer actions --status failed --sequence outbound-q1 --list"
+        "   |   sequencer actions --volume --days 14",
+    ),
     "serve": (
         "Serve the tracking links (open pixel, clicks, one-click unsubscribe) over HTTP.",
         "sequencer serve --host 0.0.0.0 --port 8080",
@@ -127,7 +133,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
-    if name == "ingest":
+    own = {
+        "send": add_send_arguments,
+        "mailbox": add_mailbox_verbs,
+        "tasks": add_task_arguments,
+        "actions": add_actions_arguments,
+    }
+    if name in own:
+        own[name](p)
+    elif name == "ingest":
         p.add_argument("files", nargs="*", help="files to ingest (default: everything in imports/)")
         p.add_argument("--tag", help="stamp import_name = TAG on every contact and account row")
         p.add_argument(
@@ -140,19 +154,6 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("sequence", help="the sequence name")
         p.add_argument("--as-of", help="evaluate at this instant (ISO-8601; default: now)")
         p.add_argument("--sample", type=count, default=10, help="sample size (default: 10)")
-    elif name == "send":
-        p.add_argument("--as-of", help="send as of this instant (ISO-8601; default: now)")
-        p.add_argument("--review", action="store_true", help="list actions in status unknown")
-        p.add_argument(
-            "--mark", nargs=2, metavar=("KEY", "OUTCOME"), help="settle an unknown: sent|retry"
-        )
-        p.add_argument(
-            "--requeue-held",
-            action="store_true",
-            help="put held actions back in the queue after a fix (admin/operator)",
-        )
-        p.add_argument("--sequence", help="with --requeue-held: only this sequence")
-        p.add_argument("--step", help="with --requeue-held: only this step id")
     elif name == "run":
         p.add_argument("--as-of", help="the tick's instant (ISO-8601; default: now)")
         p.add_argument(
@@ -182,10 +183,21 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     elif name == "serve":
         p.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
         p.add_argument("--port", type=int, default=8080, help="port (default: 8080)")
-    elif name == "mailbox":
-        add_mailbox_verbs(p)
-    elif name == "tasks":
-        add_task_arguments(p)
+
+
+def add_send_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--as-of", help="send as of this instant (ISO-8601; default: now)")
+    p.add_argument("--review", action="store_true", help="list actions in status unknown")
+    p.add_argument(
+        "--mark", nargs=2, metavar=("KEY", "OUTCOME"), help="settle an unknown: sent|retry"
+    )
+    p.add_argument(
+        "--requeue-held",
+        action="store_true",
+        help="put held actions back in the queue after a fix (admin/operator)",
+    )
+    p.add_argument("--sequence", help="with --requeue-held: only this sequence")
+    p.add_argument("--step", help="with --requeue-held: only this step id")
 
 
 def add_task_arguments(p: argparse.ArgumentParser) -> None:
@@ -208,6 +220,46 @@ def add_task_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--as-of", help="done: completed at this instant; list: today is its date (default now)"
     )
+
+
+def positive(text: str) -> int:
+    """An argparse type: a whole number ≥ 1 (``--days``).
+
+    >>> positive("7")
+    7
+    """
+    value = count(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not at least 1")
+    return value
+
+
+def add_actions_arguments(p: argparse.ArgumentParser) -> None:
+    statuses = "held|failed|deferred|unknown|expired|skipped|due|sent"
+    p.add_argument(
+        "--status",
+        action="append",
+        metavar="STATUS",
+        help=f"only actions in this status ({statuses}; repeat for several); default: held, "
+        "failed, deferred, unknown and expired",
+    )
+    p.add_argument("--sequence", help="only this sequence (default: all you may see)")
+    p.add_argument("--step", help="only this step id")
+    p.add_argument(
+        "--list",
+        nargs="?",
+        type=count,
+        const=50,
+        metavar="N",
+        help="also list the first N actions of each group (default N: 50)",
+    )
+    p.add_argument(
+        "--volume",
+        action="store_true",
+        help="emails sent per user per local day against the daily limit, and deferred now",
+    )
+    p.add_argument("--days", type=positive, help="with --volume: the last N local days (7)")
+    p.add_argument("--as-of", help="with --volume: the days up to this instant (default: now)")
 
 
 def add_mailbox_verbs(p: argparse.ArgumentParser) -> None:

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from pipelines.errors import SequencerError, UsageError
+from pipelines.outbox import reports
 from pipelines.outbox.tasks import TaskFilter, export_csv
 from pipelines.project import Project
 
@@ -122,4 +123,81 @@ def _export(rows: list[dict], target: str) -> int:
     except OSError as exc:
         raise SequencerError(f"--csv {target}: {exc.strerror or exc}") from exc
     print(f"{len(rows)} task(s) written to {path}", file=sys.stderr)
+    return EXIT_OK
+
+
+# --- actions: what the send left to look at, and each user's daily volume ----------------
+
+VOLUME_ONLY = ("--days", "--as-of")
+
+
+def cmd_actions(p: Project, args: argparse.Namespace) -> int:
+    if args.volume:
+        given = [
+            flag
+            for flag, value in (
+                ("--status", args.status),
+                ("--sequence", args.sequence),
+                ("--step", args.step),
+                ("--list", args.list),
+            )
+            if value is not None
+        ]
+        if given:
+            raise UsageError(f"actions --volume is per user: {', '.join(given)} do not apply")
+        days = args.days or 7
+        return print_volume(p.volume_report(days, args.as_of), days)
+    if args.days is not None or args.as_of:
+        raise UsageError(f"{' and '.join(VOLUME_ONLY)} apply to actions --volume only")
+    groups = p.actions_report(args.status, args.sequence, args.step, list_limit=args.list or 0)
+    return print_action_groups(groups, args)
+
+
+def _when(at) -> str:
+    return f"{at:%Y-%m-%d %H:%M}Z"
+
+
+def print_action_groups(groups: list[reports.ActionGroup], args: argparse.Namespace) -> int:
+    """One line per (sequence, step, status, reason), most frequent first; with --list the
+    group's first actions under it (key prefix, kind, contact, occurrence), and how many
+    more there are. Every listed action's error is its group's reason."""
+    statuses = ", ".join(reports.parse_statuses(args.status))
+    scope = "".join(
+        f" {label} {value}"
+        for label, value in (("of sequence", args.sequence), ("step", args.step))
+        if value
+    )
+    print(f"{sum(g.actions for g in groups)} action(s) {statuses}{scope}: {len(groups)} group(s)")
+    if groups:
+        head = ("count", "status", "sequence/step", "oldest", "newest")
+        print("  {:>6}  {:<8}  {:<28}  {:<17}  {:<17}  reason".format(*head))
+    for g in groups:
+        where, reason = f"{g.sequence}/{g.step}", g.reason or "(no reason recorded)"
+        print(
+            f"  {g.actions:>6}  {g.status:<8}  {where:<28}  {_when(g.oldest)}  "
+            f"{_when(g.newest)}  {reason}"
+        )
+        for a in g.listed:
+            print(
+                f"{'':10}{a.short_key}  {a.action:<14} {a.contact_id:<16} {_when(a.occurrence_at)}"
+            )
+        if g.listed and g.more:
+            print(f"{'':10}… and {g.more} more")
+    return EXIT_OK
+
+
+def print_volume(days: list[reports.VolumeDay], window: int) -> int:
+    """Per sender: the limit and what is deferred now, then one line per local day."""
+    print(f"emails per local day, last {window} day(s) (sent and unknown, as the limit counts)")
+    if not days:
+        print("  (nothing sent or deferred in that time)")
+    sender = None
+    for d in days:
+        if d.sender_id != sender:
+            sender = d.sender_id
+            print(
+                f"{sender} ({d.timezone}): limit {d.daily_limit}/day, deferred now {d.deferred_now}"
+            )
+        full = "  (limit reached)" if d.sent >= d.daily_limit else ""
+        print(f"  {d.local_day}  sent {d.sent:>5} of {d.daily_limit}{full}")
     return EXIT_OK

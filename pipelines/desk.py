@@ -5,19 +5,28 @@ the CLI, Dagster and the tests call these as ``Project`` methods, with its permi
 - a task queue is listed, read, snoozed and completed by its owner, an admin or the operator
   (SPEC 9); several ids at once each get their own outcome, so one wrong id never stops the
   others;
+- the reports of the send (:mod:`pipelines.outbox.reports`) are read-only: a rep or viewer
+  sees the actions of their own sequences and their own daily volume; an admin or the
+  operator sees all.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import duckdb
 
 from pipelines.errors import PermissionDenied, SequencerError
 from pipelines.instants import as_of_or_now, local_date
+from pipelines.outbox import reports
 from pipelines.outbox import tasks as task_queue
 from pipelines.outbox.tasks import TaskFilter
-from pipelines.scope import sees_all
+from pipelines.scope import require_sequence, sees_all, visible_sequences
 
 if TYPE_CHECKING:
     from pipelines.project import Instant
@@ -115,3 +124,68 @@ class Desk:
         if not (sees_all(ws, actor) or owner[0] == actor.user_id):
             raise PermissionDenied(f"task {task_id!r} belongs to {owner[0]!r}")
         return owner[0]
+
+    # --- reports of the send (issue 12 item 6) ---------------------------------------------
+
+    def actions_report(
+        self,
+        status: list[str] | None = None,
+        sequence: str | None = None,
+        step: str | None = None,
+        *,
+        list_limit: int = 0,
+        con: duckdb.DuckDBPyConnection | None = None,
+    ) -> list[reports.ActionGroup]:
+        """Actions in ``status`` (default: held, failed, deferred, unknown, expired — what
+        needs a look after a send) grouped by sequence, step, status and reason, most
+        frequent first; of the sequences the user may see (SPEC 9), or only ``sequence`` /
+        ``step``. ``list_limit`` > 0 lists that many actions of each group. Read-only."""
+        ws = self.workspace()
+        actor = self.actor(ws)
+        statuses = reports.parse_statuses(status)
+        if sequence and (sequence in ws.sequences or not sees_all(ws, actor)):
+            require_sequence(ws, actor, sequence)  # as `metrics --sequence`
+        only = None if sees_all(ws, actor) else [s.name for s in visible_sequences(ws, actor)]
+        with self.reading(con) as c:
+            return reports.action_groups(
+                c, statuses, only=only, sequence=sequence, step=step, list_limit=list_limit
+            )
+
+    def volume_report(
+        self,
+        days: int = 7,
+        as_of: Instant = None,
+        *,
+        con: duckdb.DuckDBPyConnection | None = None,
+    ) -> list[reports.VolumeDay]:
+        """Emails per sender per local day (the sender's timezone) for the last ``days`` days
+        up to ``as_of`` (default now), against each one's daily limit, and the emails deferred
+        now: every user's for an admin or the operator, else the acting user's own."""
+        ws = self.workspace()
+        actor = self.actor(ws)
+        users = ws.users.users if sees_all(ws, actor) else [ws.users.user(actor.user_id or "")]
+        with self.reading(con) as c:
+            return reports.daily_volume(c, ws, [u for u in users if u], as_of_or_now(as_of), days)
+
+    @contextmanager
+    def reading(
+        self, con: duckdb.DuckDBPyConnection | None = None
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """``con`` when given, else a read-only connection (closed on exit); when this process
+        already holds the file writable (a test, a Dagster resource), a connection like it."""
+        if con is not None:
+            yield con
+            return
+        path = Path(self.db_path)
+        if not path.is_file():
+            raise SequencerError(f"no database at {path} yet: nothing was run or sent")
+        try:
+            con = self.connect(read_only=True)
+        except duckdb.ConnectionException as exc:
+            if "different configuration" not in str(exc):
+                raise
+            con = self.connect()
+        try:
+            yield con
+        finally:
+            con.close()

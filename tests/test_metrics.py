@@ -314,3 +314,67 @@ def test_machine_opens_soft_bounces_and_complaints_are_reported_apart(con):
     assert (cells["opened"], cells["m.opened"], cells["soft"], cells["compl"]) == (
         "3", "2", "1", "1",
     )  # fmt: skip
+
+
+OUTCOMES = ("held", "failed", "deferred", "expired", "unknown")
+D4 = dt.date(2026, 3, 5)
+
+
+def test_send_outcomes_count_unique_contacts_on_the_occurrence_date(con):
+    """held, failed, deferred, expired and unknown: contacts with an action in that status,
+    on its occurrence date; c5 has a held and a failed action, c1 an expired and an unknown
+    one; c3's expired call on D4 is the only thing on D4 (a new day row, nothing else on it).
+    Every other column keeps its value: a build without these actions agrees on them."""
+    build_metrics(con)
+    old = {
+        (r["period"], r["metric_date"]): r
+        for r in rows(
+            con, "select * exclude (held, failed, deferred, expired, unknown) from sequence_metrics"
+        )  # fmt: skip
+    }
+    extra = [  # contact, step, action, occurrence_on, status
+        ("c5", "intro", "email", D2, "held"),
+        ("c5", "bump", "email", D3, "failed"),
+        ("c2", "bump", "email", D3, "deferred"),
+        ("c1", "text", "sms", D3, "expired"),
+        ("c1", "call", "call_reminder", D3, "unknown"),
+        ("c3", "call", "call_reminder", D4, "expired"),
+    ]
+    for contact, step, action, on, status in extra:
+        con.execute(
+            "insert into actions (idempotency_key, sequence, contact_id, enrollment_id, step,"
+            " day, action, occurrence_on, occurrence_at, status) values (?, 's1', ?, ?, ?, 1,"
+            " ?, ?, ?, ?)",
+            [f"x:{contact}:{step}", contact, f"s1:{contact}", step, action, on, at(on, 14, 30),
+             status],
+        )  # fmt: skip
+    build_metrics(con)
+    total = one(con, "sequence_metrics", "period = 'all'")
+    assert [total[c] for c in OUTCOMES] == [1, 1, 1, 2, 1]
+    days = rows(
+        con,
+        "select metric_date, held, failed, deferred, expired, unknown, enrolled, active, sent"
+        " from sequence_metrics where period = 'day' order by metric_date",
+    )
+    assert [tuple(d.values()) for d in days] == [
+        (D1, 0, 0, 0, 0, 0, 4, 3, 3),
+        (D2, 1, 0, 0, 0, 0, 1, 2, 0),
+        (D3, 0, 1, 1, 1, 1, 0, 2, 1),
+        (D4, 0, 0, 0, 1, 0, 0, 2, 0),
+    ]
+    new = rows(con, "select * exclude (held, failed, deferred, expired, unknown)"
+               " from sequence_metrics where metric_date is distinct from ?", [D4])  # fmt: skip
+    assert {(r["period"], r["metric_date"]): r for r in new} == old
+    steps = {
+        r["step"]: [r[c] for c in OUTCOMES]
+        for r in rows(con, "select * from step_metrics where period = 'all'")
+    }
+    assert steps == {
+        "intro": [1, 0, 0, 0, 0],
+        "bump": [0, 1, 1, 0, 0],
+        "text": [0, 0, 0, 1, 0],
+        "call": [0, 0, 0, 1, 1],
+    }
+    call = rows(con, "select metric_date, reached, expired, unknown from step_metrics"
+                " where step = 'call' and period = 'day' and reached > 0 order by 1")  # fmt: skip
+    assert [tuple(r.values()) for r in call] == [(D3, 1, 0, 1), (D4, 1, 1, 0)]

@@ -12,7 +12,7 @@ from jinja2 import meta
 from pipelines import sqlrun
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYERS = ("stg_", "int_", "fct_", "assert_", "dml_")
+LAYERS = ("stg_", "int_", "fct_", "assert_", "dml_", "rpt_")
 UNLAYERED = {"schema.sql", "ingest/_macros.sql", "engagement/_macros.sql"}
 
 

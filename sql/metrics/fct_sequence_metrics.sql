@@ -6,13 +6,20 @@
 -- email counts on the email's cohort date (see int_emails.sql). `active` is the number of
 -- enrolments active at the end of that date. Every count is of unique contacts; rates are
 -- over `sent` and null when nothing was sent; reply hours run from the email's send to the
--- contact's first reply to that sequence.
+-- contact's first reply to that sequence. held / failed / deferred / expired / unknown: contacts
+-- with an action in that status now (any action kind), on the action's occurrence date.
 
 with
 
 enrollments as (
     select sequence, contact_id, enrolled_on, status, exit_reason, exited_on,
     from enrollments
+),
+
+actions as (
+    select sequence, contact_id, status, occurrence_on,
+    from actions
+    where status in ('held', 'failed', 'deferred', 'expired', 'unknown')
 ),
 
 emails as (
@@ -137,12 +144,39 @@ emails_all as (
     group by sequence
 ),
 
+outcomes_per_day as (
+    select
+        sequence,
+        occurrence_on as metric_date,
+        count(distinct contact_id) filter (where status = 'held') as held,
+        count(distinct contact_id) filter (where status = 'failed') as failed,
+        count(distinct contact_id) filter (where status = 'deferred') as deferred,
+        count(distinct contact_id) filter (where status = 'expired') as expired,
+        count(distinct contact_id) filter (where status = 'unknown') as unknown,
+    from actions
+    group by sequence, occurrence_on
+),
+
+outcomes_all as (
+    select
+        sequence,
+        count(distinct contact_id) filter (where status = 'held') as held,
+        count(distinct contact_id) filter (where status = 'failed') as failed,
+        count(distinct contact_id) filter (where status = 'deferred') as deferred,
+        count(distinct contact_id) filter (where status = 'expired') as expired,
+        count(distinct contact_id) filter (where status = 'unknown') as unknown,
+    from actions
+    group by sequence
+),
+
 date_spine as (
     select sequence, metric_date from enrolled_per_day
     union
     select sequence, metric_date from exits_per_day
     union
     select sequence, metric_date from emails_per_day
+    union
+    select sequence, metric_date from outcomes_per_day
 ),
 
 days as (
@@ -162,16 +196,20 @@ days as (
         coalesce(exits_per_day.exited_condition, 0) as exited_condition,
         coalesce(exits_per_day.exited_manual, 0) as exited_manual,
         emails_per_day.* exclude (sequence, metric_date),
+        outcomes_per_day.* exclude (sequence, metric_date),
     from date_spine
     left join enrolled_per_day using (sequence, metric_date)
     left join exits_per_day using (sequence, metric_date)
     left join emails_per_day using (sequence, metric_date)
+    left join outcomes_per_day using (sequence, metric_date)
 ),
 
 sequences as (
     select sequence from exits_all
     union
     select sequence from emails_all
+    union
+    select sequence from outcomes_all
 ),
 
 totals as (
@@ -189,9 +227,11 @@ totals as (
         coalesce(exits_all.exited_condition, 0) as exited_condition,
         coalesce(exits_all.exited_manual, 0) as exited_manual,
         emails_all.* exclude (sequence),
+        outcomes_all.* exclude (sequence),
     from sequences
     left join exits_all using (sequence)
     left join emails_all using (sequence)
+    left join outcomes_all using (sequence)
 ),
 
 counts as (
@@ -232,6 +272,11 @@ final as (
         complained / nullif(sent, 0) as complaint_rate,
         reply_hours_p50,
         reply_hours_p90,
+        coalesce(held, 0) as held,
+        coalesce(failed, 0) as failed,
+        coalesce(deferred, 0) as deferred,
+        coalesce(expired, 0) as expired,
+        coalesce(unknown, 0) as unknown,
     from counts
 )
 

@@ -5,6 +5,8 @@
 -- A step has no enrolments of its own, so the enrolment columns are step-shaped:
 --   reached / skipped: contacts with a decision for the step on that occurrence date (any
 --     status / 'skipped');
+--   held / failed / deferred / expired / unknown: of those, contacts whose action is in that
+--     status now (what the send did with the decision, as of the build);
 --   active: enrolments still active whose latest decided step is this one at the end of the
 --     date (where the contact currently "sits" in the sequence);
 --   exited*: exits counted on the latest step decided for the enrolment at or before its exit
@@ -81,6 +83,11 @@ decisions_per_day as (
         occurrence_on as metric_date,
         count(distinct contact_id) as reached,
         count(distinct contact_id) filter (where status = 'skipped') as skipped,
+        count(distinct contact_id) filter (where status = 'held') as held,
+        count(distinct contact_id) filter (where status = 'failed') as failed,
+        count(distinct contact_id) filter (where status = 'deferred') as deferred,
+        count(distinct contact_id) filter (where status = 'expired') as expired,
+        count(distinct contact_id) filter (where status = 'unknown') as unknown,
     from actions
     group by sequence, step, occurrence_on
 ),
@@ -142,6 +149,11 @@ days as (
         date_spine.metric_date,
         coalesce(decisions_per_day.reached, 0) as reached,
         coalesce(decisions_per_day.skipped, 0) as skipped,
+        coalesce(decisions_per_day.held, 0) as held,
+        coalesce(decisions_per_day.failed, 0) as failed,
+        coalesce(decisions_per_day.deferred, 0) as deferred,
+        coalesce(decisions_per_day.expired, 0) as expired,
+        coalesce(decisions_per_day.unknown, 0) as unknown,
         sum(coalesce(active_changes.delta, 0)) over (
             partition by date_spine.sequence, date_spine.step order by date_spine.metric_date
         ) as active,
@@ -160,6 +172,11 @@ decisions_all as (
         step,
         count(distinct contact_id) as reached,
         count(distinct contact_id) filter (where status = 'skipped') as skipped,
+        count(distinct contact_id) filter (where status = 'held') as held,
+        count(distinct contact_id) filter (where status = 'failed') as failed,
+        count(distinct contact_id) filter (where status = 'deferred') as deferred,
+        count(distinct contact_id) filter (where status = 'expired') as expired,
+        count(distinct contact_id) filter (where status = 'unknown') as unknown,
     from actions
     group by sequence, step
 ),
@@ -220,6 +237,11 @@ totals as (
         null::date as metric_date,
         coalesce(decisions_all.reached, 0) as reached,
         coalesce(decisions_all.skipped, 0) as skipped,
+        coalesce(decisions_all.held, 0) as held,
+        coalesce(decisions_all.failed, 0) as failed,
+        coalesce(decisions_all.deferred, 0) as deferred,
+        coalesce(decisions_all.expired, 0) as expired,
+        coalesce(decisions_all.unknown, 0) as unknown,
         positions_all.* exclude (sequence, step),
         emails_all.* exclude (sequence, step),
     from steps
@@ -268,6 +290,11 @@ final as (
         complained / nullif(sent, 0) as complaint_rate,
         reply_hours_p50,
         reply_hours_p90,
+        held,
+        failed,
+        deferred,
+        expired,
+        unknown,
     from counts
 )
 
