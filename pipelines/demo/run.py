@@ -92,6 +92,21 @@ def show_engagement(db_path: Path) -> None:
         print(f"  {door:<16} {type_:<20} {n:>5}{note}")
 
 
+def show_workday(project: Path, db_path: Path, common: list[str]) -> None:
+    """Send windows and a pause as they played out; the operator's report of what a send
+    left to look at; a rep's queue (issue 12)."""
+    from pipelines.demo import workday
+
+    step("7. a rep's and an operator's day: send windows, a pause, what a send left, a queue")
+    workday.show_send_windows(db_path)
+    paused = workday.paused_contact(db_path)
+    if paused:
+        workday.show_pause(db_path, paused)
+    run(["actions", *common])
+    run(["tasks", *common, "--user", "alice", "--kind", "call_reminder", "--due-before",
+         str(FIRST_DAY + dt.timedelta(days=3))])  # fmt: skip
+
+
 def write_chart(snapshot: Path, path: Path) -> None:
     """Sent / opened / replied per day for each sequence, from the reader snapshot."""
     import duckdb
@@ -159,7 +174,8 @@ def main() -> None:
     for name in ("outbound-q1", "nurture-2026", "abm-enterprise"):
         run(["preview", name, *common, "--as-of", f"{FIRST_DAY}T00:00:00Z", "--sample", "3"])
     play_days(project, db_path, args.days)
-    step(f"7. metrics per sequence (all {args.days} days)")
+    show_workday(project, db_path, common)
+    step(f"8. metrics per sequence (all {args.days} days)")
     run(["metrics", "--rebuild", *common])
     chart = project / ".sequencer" / "demo_metrics.png"
     write_chart(project / ".sequencer" / "snapshot.duckdb", chart)
