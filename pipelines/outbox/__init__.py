@@ -6,5 +6,6 @@
 - :mod:`.transitions` — claim → send (with retries) → record, ``ActionStatus``;
 - :mod:`.review` — the ``unknown`` actions and how an operator settles them; requeue ``held``;
 - :mod:`.tasks` — the owners' task queue;
-- :mod:`.secrets` — the secrets the sequences need to send (the Dagster pre-send check).
+- :mod:`.secrets` — the secrets the sequences need to send (the Dagster pre-send check);
+- :mod:`.rehearse` — one action composed as the send would, no transport (``preview --render``).
 """
