@@ -206,7 +206,8 @@ def preview_occurrence(
     at ``as_of`` would start it). Every pending occurrence of every sequence up to and
     including it is processed exactly as a tick would, inside one transaction that is then
     rolled back. ``inspect(con, occurrence)``, when given, reads the transaction's state
-    right after that occurrence, before the rollback; its result is ``inspected``.
+    right after that occurrence, before the rollback; its result is ``inspected`` (a key
+    only present with ``inspect``).
     """
     if sequence not in compilation.sequences:
         raise ConfigError("unknown or invalid sequence", Location(sequence=sequence))
@@ -241,5 +242,5 @@ def preview_occurrence(
         "manual_rejected": dict(result.rejected),
         "exits": dict(result.exits),
         "steps": {step: dict(c) for step, c in result.steps.items()},
-        "inspected": inspected,
+        **({"inspected": inspected} if inspect else {}),
     }

@@ -202,7 +202,9 @@ def _at_occurrence(con, compiled, story: Story, on, at, processed: bool) -> Elig
     manual = _manual_pending(story, at)
     if not (in_audience or manual):
         found.outcome = "audience" if compiled.audience_sql else "no_audience"
-        found.detail = "; ".join(label for label, v in values.items() if not v)
+        found.detail = "; ".join(label for label, v in values.items() if not v) or (
+            "the contact has no primary account" if seq.audience.record == "account" else ""
+        )
         return found
     rule = _entry_rule(con, compiled, story.contact_id, on, at)
     if rule["reason"]:
