@@ -27,6 +27,7 @@ import duckdb
 
 from pipelines.cli_args import build_parser
 from pipelines.cli_desk import cmd_actions, cmd_pause, cmd_resume, cmd_tasks
+from pipelines.cli_why import cmd_render, cmd_why, print_gap
 from pipelines.errors import (
     DatabaseBusy,
     ErrorList,
@@ -110,6 +111,8 @@ def cmd_sequences(p: Project, args: argparse.Namespace) -> int:
 
 
 def cmd_preview(p: Project, args: argparse.Namespace) -> int:
+    if args.render:
+        return cmd_render(p, args)
     found = p.preview(args.sequence, args.as_of, sample_size=args.sample)
     seq, a = found.sequence, found.audience
     print(
@@ -122,6 +125,7 @@ def cmd_preview(p: Project, args: argparse.Namespace) -> int:
         print(f"audience: {a.audience} of {a.contacts} contacts (enrolled or not)")
     for label, kept in a.kept_by.items():
         print(f"  {kept:>8} kept by {label}")
+    print_gap(a)
     if a.sample:
         print("sample:")
     for row in a.sample:
@@ -282,6 +286,7 @@ COMMANDS: dict[str, Callable[[Project, argparse.Namespace], int]] = {
     "send": cmd_send,
     "tasks": cmd_tasks,
     "actions": cmd_actions,
+    "why": cmd_why,
     "metrics": cmd_metrics,
     "serve": cmd_serve,
     "mailbox": cmd_mailbox,

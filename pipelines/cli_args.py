@@ -27,8 +27,15 @@ HELP: dict[str, tuple[str, str]] = {
         "sequencer sequences --user alice",
     ),
     "preview": (
-        "Show a sequence's audience, how many each condition keeps and a sample; writes nothing.",
-        "sequencer preview outbound-q1 --user alice",
+        "Show a sequence's audience, how many each condition keeps and a sample; --render C: "
+        "the exact email/task/SMS contact C would get at the next occurrence. Writes nothing.",
+        "sequencer preview outbound-q1 --user alice   |   sequencer preview outbound-q1 "
+        "--render C000123",
+    ),
+    "why": (
+        "Explain every decision about one contact in one sequence: kept out by which "
+        "condition or rule, entry, steps due/skipped with each `when`, sends, exit. Read-only.",
+        "sequencer why outbound-q1 C000123 --as-of 2026-03-09T15:00:00Z   |   ... --json",
     ),
     "run": (
         "One tick: process every occurrence due by --as-of (default now): exits, entries, steps.",
@@ -150,10 +157,8 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
             choices=("sendgrid", "mailgun", "ses", "postmark"),
             help="read FILES as this ESP's event files (default: recognized by content)",
         )
-    elif name == "preview":
-        p.add_argument("sequence", help="the sequence name")
-        p.add_argument("--as-of", help="evaluate at this instant (ISO-8601; default: now)")
-        p.add_argument("--sample", type=count, default=10, help="sample size (default: 10)")
+    elif name in ("preview", "why"):
+        add_explain_arguments(name, p)
     elif name == "run":
         p.add_argument("--as-of", help="the tick's instant (ISO-8601; default: now)")
         p.add_argument(
@@ -198,6 +203,24 @@ def add_send_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--sequence", help="with --requeue-held: only this sequence")
     p.add_argument("--step", help="with --requeue-held: only this step id")
+
+
+def add_explain_arguments(name: str, p: argparse.ArgumentParser) -> None:
+    """``preview SEQUENCE [--render CONTACT]`` and ``why SEQUENCE CONTACT [--json]``."""
+    if name == "preview":
+        p.add_argument("sequence", help="the sequence name")
+        p.add_argument("--as-of", help="evaluate at this instant (ISO-8601; default: now)")
+        p.add_argument("--sample", type=count, default=10, help="sample size (default: 10)")
+        p.add_argument(
+            "--render",
+            metavar="CONTACT",
+            help="print what this contact would get at the next occurrence (nothing is sent)",
+        )
+    elif name == "why":
+        p.add_argument("sequence", help="the sequence name")
+        p.add_argument("contact_id", metavar="CONTACT", help="the contact id")
+        p.add_argument("--as-of", help="the story up to this instant (ISO-8601; default: now)")
+        p.add_argument("--json", action="store_true", help="print the story as one JSON object")
 
 
 def add_task_arguments(p: argparse.ArgumentParser) -> None:

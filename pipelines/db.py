@@ -52,7 +52,17 @@ def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConn
     con.execute("set checkpoint_threshold = '1GB'")
     if not read_only:
         sqlrun.execute(con, "schema.sql")
+    else:
+        temp_macros(con)
     return con
+
+
+def temp_macros(con: duckdb.DuckDBPyConnection) -> None:
+    """The temp macros of ``schema.sql`` alone (a read-only connection creates no table, but
+    the models it runs call ``contacted_mode``, ``is_machine_open``…)."""
+    for statement in con.extract_statements(sqlrun.render("schema.sql")):
+        if "temp macro" in statement.query.lower():
+            con.execute(statement.query)
 
 
 def lock_down(con: duckdb.DuckDBPyConnection) -> None:

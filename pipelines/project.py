@@ -39,6 +39,7 @@ from pipelines.compile.sequence import Compilation, CompiledSequence, compile_wo
 from pipelines.desk import Desk
 from pipelines.engagement.spool import load_spool, spool_files
 from pipelines.errors import ErrorList, PermissionDenied, SequencerError, UsageError
+from pipelines.explain import Explain
 from pipelines.ingest.load import IngestResult, ingest_files
 from pipelines.instants import as_of_or_now, utc_now
 from pipelines.metrics import (
@@ -57,7 +58,7 @@ from pipelines.progress import Progress
 from pipelines.scope import Actor, require_sequence, resolve_actor, sees_all, visible_sequences
 from pipelines.tick import enrollment
 from pipelines.tick import pause as pauses
-from pipelines.tick.preview import AudiencePreview, preview_audience
+from pipelines.tick.preview import AudiencePreview, audience_inspector, preview_audience
 from pipelines.tick.properties import materialize_contact_state
 from pipelines.tick.run import RunReport, preview_occurrence, run_tick
 from pipelines.workspace import Workspace, load_workspace, missing_secrets
@@ -114,7 +115,7 @@ class MetricsResult:
     build: Build
 
 
-class Project(Desk):
+class Project(Desk, Explain):
     """A workspace directory and its DuckDB file, acting as ``user`` (None: the operator).
 
     >>> p = Project("/ws")
@@ -167,15 +168,21 @@ class Project(Desk):
             raise PermissionDenied(refusal)
 
     def compile(
-        self, con: duckdb.DuckDBPyConnection | None = None, ws: Workspace | None = None
+        self,
+        con: duckdb.DuckDBPyConnection | None = None,
+        ws: Workspace | None = None,
+        *,
+        save: bool = True,
     ) -> Compilation:
-        """Compile every sequence against the database's columns (custom ones included)."""
+        """Compile every sequence against the database's columns (custom ones included);
+        ``save=False`` (preview, render) reads the compile cache but does not update it."""
         ws = ws or self.workspace()
         with self.connection(con) as c:
             schema = ConditionSchema.from_database(c)
             cache = compile_cache.load(c, schema)
             compilation = compile_workspace(ws, schema, cache.compile_conditions)
-            compile_cache.save(c, cache)
+            if save:
+                compile_cache.save(c, cache)
         return compilation
 
     # --- sequences -------------------------------------------------------------------------
@@ -272,21 +279,23 @@ class Project(Desk):
     def preview(
         self, sequence: str, as_of: Instant = None, *, sample_size: int = 10
     ) -> PreviewResult:
-        """The audience as the next occurrence will see it, and what that occurrence would
-        decide; on a locked connection, and nothing is written."""
+        """The audience as the next occurrence will see it (evaluated in the preview's
+        transaction right after that occurrence, with its gap to the entries), and what that
+        occurrence would decide; on a locked connection, and nothing is written."""
         ws = self.workspace()
         seq = require_sequence(ws, self.actor(ws), sequence)
         at = as_of_or_now(as_of)
         with self.connection() as con:
-            compilation = self.compile(con, ws)
+            compilation = self.compile(con, ws, save=False)  # nothing is written
             problems = [e for e in compilation.errors if e.location.sequence == seq.name]
             if problems:
                 raise ErrorList(problems)
             db.lock_down(con)
-            nxt = preview_occurrence(con, ws, compilation, seq.name, at)
-            at = nxt.get("occurrence_at") or at  # now() = the occurrence's instant
-            audience = preview_audience(
-                con, compilation.sequences[seq.name], at, sample_size=sample_size
+            compiled = compilation.sequences[seq.name]
+            inspect = audience_inspector(compiled, sample_size)  # in the occurrence's state
+            nxt = preview_occurrence(con, ws, compilation, seq.name, at, inspect)
+            audience = nxt.pop("inspected", None) or preview_audience(
+                con, compiled, at, sample_size=sample_size
             )
         return PreviewResult(sequence=seq, audience=audience, next_occurrence=nxt)
 

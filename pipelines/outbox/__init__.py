@@ -7,5 +7,6 @@
 - :mod:`.review` — the ``unknown`` actions and how an operator settles them; requeue ``held``;
 - :mod:`.tasks` — the owners' task queue;
 - :mod:`.reports` — read-only reports: actions grouped by status and reason, daily volume;
-- :mod:`.secrets` — the secrets the sequences need to send (the Dagster pre-send check).
+- :mod:`.secrets` — the secrets the sequences need to send (the Dagster pre-send check);
+- :mod:`.rehearse` — one action composed as the send would, no transport (``preview --render``).
 """

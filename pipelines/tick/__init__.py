@@ -7,5 +7,6 @@
 - :mod:`.report` — ``RunReport`` / ``OccurrenceResult``;
 - :mod:`.occurrences` — schedules → local dates and instants (DST, weekends);
 - :mod:`.enrollment` — manual enrol / unenrol requests;
-- :mod:`.properties` — the derived contact properties; :mod:`.preview` — audience preview.
+- :mod:`.properties` — the derived contact properties; :mod:`.preview` — audience preview;
+- :mod:`.why` — one contact's story in one sequence (``sequencer why``), re-evaluated.
 """

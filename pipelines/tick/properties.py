@@ -21,21 +21,33 @@ def contact_properties(
 
 
 def materialize_contact_state(
-    con: duckdb.DuckDBPyConnection, as_of: dt.datetime, *, table: str = "contact_state"
+    con: duckdb.DuckDBPyConnection,
+    as_of: dt.datetime,
+    *,
+    table: str = "contact_state",
+    contact_id: str | None = None,
 ) -> None:
     """Create temp table ``table``: every contact row plus its derived properties at ``as_of``.
 
     ``sequences`` (the sequences the contact is active in) is filled from ``enrollments``;
-    callers that evaluate several occurrences at once recompute it per occurrence.
+    callers that evaluate several occurrences at once recompute it per occurrence. With
+    ``contact_id`` (``sequencer why``) only that contact's row, and ``sequences`` as of
+    ``as_of`` too: the enrolments entered at or before it and not exited by then.
     """
     properties = sqlrun.render("int_contact_properties.sql")
-    con.execute(
+    active = "status = 'active'"
+    only = ""
+    if contact_id is not None:
+        active = "enrolled_at <= $as_of and (exited_at is null or exited_at > $as_of)"
+        only = "where contacts.contact_id = $contact_id"
+    sqlrun.run(
+        con,
         f"""
         create or replace temp table {table} as
         with properties as ({properties}),
         active as (
             select contact_id, list(sequence order by sequence) as sequences
-            from enrollments where status = 'active' group by contact_id
+            from enrollments where {active} group by contact_id
         )
         select
             contacts.*,
@@ -47,6 +59,7 @@ def materialize_contact_state(
         from contacts
         left join properties using (contact_id)
         left join active using (contact_id)
+        {only}
         """,
-        {"as_of": as_of},
+        {"as_of": as_of, "contact_id": contact_id},
     )

@@ -203,6 +203,7 @@ def preview_occurrence(
     compilation: Compilation,
     sequence: str,
     as_of: dt.datetime,
+    inspect: Callable[[duckdb.DuckDBPyConnection, Occurrence], Any] | None = None,
 ) -> dict[str, Any]:
     """What the NEXT occurrence of ``sequence`` would decide, without writing anything.
 
@@ -210,7 +211,9 @@ def preview_occurrence(
     runs are behind, else the first after ``as_of`` (a new sequence starts as ``run_tick``
     at ``as_of`` would start it). Every pending occurrence of every sequence up to and
     including it is processed exactly as a tick would, inside one transaction that is then
-    rolled back.
+    rolled back. ``inspect(con, occurrence)``, when given, reads the transaction's state
+    right after that occurrence, before the rollback; its result is ``inspected`` (a key
+    only present with ``inspect``).
     """
     if sequence not in compilation.sequences:
         raise ConfigError("unknown or invalid sequence", Location(sequence=sequence))
@@ -234,6 +237,7 @@ def preview_occurrence(
             for r in run.process_group(con, group):
                 if r.occurrence == target:
                     result = r
+        inspected = inspect(con, target) if inspect else None
     finally:
         con.execute("rollback")
     return {
@@ -244,4 +248,5 @@ def preview_occurrence(
         "manual_rejected": dict(result.rejected),
         "exits": dict(result.exits),
         "steps": {step: dict(c) for step, c in result.steps.items()},
+        **({"inspected": inspected} if inspect else {}),
     }
