@@ -288,3 +288,5 @@ create table if not exists compiled_conditions (
     columns varchar not null,
     uses_now boolean not null,
 );
+-- the activity functions a condition calls (JSON list; pipelines/compile/activity.py)
+alter table compiled_conditions add column if not exists activities varchar;

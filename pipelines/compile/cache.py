@@ -25,6 +25,7 @@ from pathlib import Path
 import duckdb
 import sqlglot
 
+from pipelines.compile.activity import ActivityFeature
 from pipelines.compile.condition import (
     DEFAULT_LIMIT,
     CompiledCondition,
@@ -37,7 +38,7 @@ from pipelines.compile.condition import (
 )
 from pipelines.errors import Location
 
-COMPILER_FILES = ("allowlist.py", "binding.py", "condition.py", "cache.py")
+COMPILER_FILES = ("activity.py", "allowlist.py", "binding.py", "condition.py", "cache.py")
 
 
 @functools.cache
@@ -103,7 +104,7 @@ def load(con: duckdb.DuckDBPyConnection, schema: ConditionSchema) -> ConditionCa
     """The stored entries (none when the table is missing)."""
     try:
         rows = con.execute(
-            "select key, source, sql, columns, uses_now from compiled_conditions"
+            "select key, source, sql, columns, uses_now, activities from compiled_conditions"
         ).fetchall()
     except duckdb.Error:
         rows = []
@@ -113,8 +114,9 @@ def load(con: duckdb.DuckDBPyConnection, schema: ConditionSchema) -> ConditionCa
             sql=sql,
             columns=frozenset(tuple(pair) for pair in json.loads(columns)),
             uses_now=uses_now,
+            activities=frozenset(map(ActivityFeature.from_json, json.loads(activities or "[]"))),
         )
-        for key, source, sql, columns, uses_now in rows
+        for key, source, sql, columns, uses_now, activities in rows
     }
     return ConditionCache(schema, entries)
 
@@ -126,7 +128,7 @@ def save(con: duckdb.DuckDBPyConnection, cache: ConditionCache) -> None:
     if not cache.added and not stale:
         return
     rows = [
-        (key, c.source, c.sql, json.dumps(sorted(c.columns)), c.uses_now)
+        (key, c.source, c.sql, json.dumps(sorted(c.columns)), c.uses_now, _features(c))
         for key, c in cache.added.items()
     ]
     try:
@@ -136,9 +138,15 @@ def save(con: duckdb.DuckDBPyConnection, cache: ConditionCache) -> None:
             )
         if rows:
             con.executemany(
-                "insert or ignore into compiled_conditions (key, source, sql, columns, uses_now) "
-                "values (?, ?, ?, ?, ?)",
+                "insert or ignore into compiled_conditions "
+                "(key, source, sql, columns, uses_now, activities) values (?, ?, ?, ?, ?, ?)",
                 rows,
             )
     except duckdb.Error:
         pass  # a cache: the next compile recompiles what is missing
+
+
+def _features(compiled: CompiledCondition) -> str:
+    """The activity functions a condition calls, as stored (a JSON list, in a fixed order)."""
+    ordered = sorted(compiled.activities, key=ActivityFeature.sort_key)
+    return json.dumps([feature.to_json() for feature in ordered])

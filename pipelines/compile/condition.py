@@ -28,6 +28,7 @@ from sqlglot.optimizer.annotate_types import annotate_types
 from sqlglot.schema import MappingSchema
 from sqlglot.tokens import TokenType
 
+from pipelines.compile import activity
 from pipelines.compile.allowlist import check_allowed, reject
 from pipelines.compile.binding import check_binds
 from pipelines.errors import ConditionError, Location
@@ -109,13 +110,15 @@ class CompiledCondition:
     """A checked condition: the analyst's text and the DuckDB SQL to put in a WHERE clause.
 
     ``columns`` lists the (alias, column) pairs read from ``contact``/``account``/
-    ``enrollment``; the occurrence columns show up as ``uses_now`` instead.
+    ``enrollment``; the occurrence columns show up as ``uses_now`` instead, the activity
+    functions' generated columns as ``activities`` (:mod:`pipelines.compile.activity`).
     """
 
     source: str
     sql: str
     columns: frozenset[tuple[str, str]]
     uses_now: bool
+    activities: frozenset[activity.ActivityFeature] = frozenset()
 
     @property
     def reads_sequences(self) -> bool:
@@ -159,8 +162,9 @@ def compile_condition(
     where = dataclasses.replace(location or Location(), condition=shown)
     tree = _parse(text, where)
     try:
+        tree, activities = activity.rewrite_activity_calls(tree, scope, record, where)
         check_allowed(tree, where)
-        tables = _tables_in_scope(schema, scope, record)
+        tables = activity.with_feature_columns(_tables_in_scope(schema, scope, record), activities)
         tree, columns = _resolve_columns(tree, tables, schema.ambiguous, where)
         tree, uses_now = _rewrite_now(_make_total(tree))
         _require_boolean(tree, tables, where)
@@ -168,12 +172,8 @@ def compile_condition(
         check_binds(sql, tables, columns, where)
     except RecursionError as exc:
         raise ConditionError("the condition is nested too deeply", where) from exc
-    return CompiledCondition(
-        source=text,
-        sql=sql,
-        columns=frozenset(columns),
-        uses_now=uses_now,
-    )
+    return CompiledCondition(text, sql, frozenset(columns - activity.feature_columns(activities)),
+        uses_now, activities)  # fmt: skip
 
 
 def compile_conditions(

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from pipelines.compile.activity import ActivityFeature
 from pipelines.compile.condition import CompiledCondition, ConditionSchema, compile_conditions
 from pipelines.compile.references import check_references
 from pipelines.errors import ConfigError, ErrorList, Location, SequencerError
@@ -26,16 +27,19 @@ PHASES: tuple[Phase, ...] = ("audience", "step", "exit")
 @dataclass(frozen=True)
 class Reads:
     """What a set of compiled conditions reads, from the compiler's record of each one
-    (:class:`CompiledCondition` ``columns`` and ``uses_now``), never from the SQL text.
+    (:class:`CompiledCondition` ``columns``, ``uses_now``, ``activities``), never from the SQL
+    text.
 
     ``sequences``: the derived ``contact.sequences``; ``enrollment``: any ``enrollment.*``
-    column; ``now``: ``now()``/``current_date`` (the occurrence's instant or date).
+    column; ``now``: ``now()``/``current_date`` (the occurrence's instant or date);
+    ``activities``: an activity function (``activity_count``, ``last_activity_at``: the
+    contact's activities as of the occurrence, so it changes with the occurrence too).
 
     >>> from pipelines.compile.condition import ConditionSchema, compile_condition
     >>> schema = ConditionSchema(contact={"email": "VARCHAR", "sequences": "VARCHAR[]"},
     ...     account={})
     >>> Reads.of([compile_condition("email = 'sequences'", schema)])
-    Reads(sequences=False, enrollment=False, now=False)
+    Reads(sequences=False, enrollment=False, now=False, activities=False)
     >>> Reads.of([compile_condition("list_contains(sequences, 'x')", schema)]).sequences
     True
     """
@@ -43,6 +47,7 @@ class Reads:
     sequences: bool = False
     enrollment: bool = False
     now: bool = False
+    activities: bool = False
 
     @classmethod
     def of(cls, conditions: Iterable[CompiledCondition]) -> Reads:
@@ -51,6 +56,7 @@ class Reads:
             sequences=any(c.reads_sequences for c in conditions),
             enrollment=any(c.reads_enrollment for c in conditions),
             now=any(c.uses_now for c in conditions),
+            activities=any(c.activities for c in conditions),
         )
 
 
@@ -102,6 +108,14 @@ class CompiledSequence:
     def reads(self, *phases: Phase) -> Reads:
         """What the conditions of ``phases`` (default: all) read; see :class:`Reads`."""
         return Reads.of(c for phase in phases or PHASES for c in self.conditions(phase))
+
+    def activity_features(self, *phases: Phase) -> list[ActivityFeature]:
+        """The activity functions the conditions of ``phases`` (default: all) call, each once,
+        in a fixed order: the generated columns the tick adds to ``contact``."""
+        found = {
+            f for phase in phases or PHASES for c in self.conditions(phase) for f in c.activities
+        }
+        return sorted(found, key=ActivityFeature.sort_key)
 
     @property
     def reads_sequences(self) -> bool:

@@ -29,6 +29,7 @@ from collections import Counter
 import duckdb
 
 from pipelines import sqlrun
+from pipelines.compile.activity import ActivityFeature
 from pipelines.compile.sequence import Compilation
 from pipelines.tick.occurrences import Occurrence
 from pipelines.tick.pause import NO_PAUSES, Pauses
@@ -244,7 +245,13 @@ def _batched_entries(con, phases, by_name, precomputed: set[str]) -> None:
     params = phases[0].params  # the layer's one instant and occurrence date
     suppressed = sqlrun.render("tick/int_suppressed_emails.sql")
     contact = sqlrun.render("tick/int_occurrence_contact.sql", with_sequences=False)
-    entries = sqlrun.render("tick/int_entries_batch.sql", seqs=seqs, with_sequences=False)
+    features = {f for p in phases for f in p.compiled.activity_features("exit", "audience")}
+    entries = sqlrun.render(
+        "tick/int_entries_batch.sql",
+        seqs=seqs,
+        with_sequences=False,
+        activity_features=sorted(features, key=ActivityFeature.sort_key),
+    )
     inline = {k: params[k] for k in ("occurrence_at", "occurrence_on")}
     counts = _batch(
         con,

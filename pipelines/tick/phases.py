@@ -106,6 +106,7 @@ def exits_sql(phase: _Phase, any_active: int) -> str | None:
         exit_sql=exit_sql,
         exit_branches=exit_branches,
         with_sequences=compiled.reads("exit").sequences,
+        activity_features=compiled.activity_features("exit"),
     )
 
 
@@ -141,6 +142,7 @@ def entries_sql(phase: _Phase, precomputed: set[str]) -> str | None:
         exclusive_with=bool(seq.exclusive_with),
         precomputed=seq.name in precomputed,
         with_sequences=compiled.reads("exit", "audience").sequences,
+        activity_features=compiled.activity_features("exit", "audience"),
     )
 
 
@@ -182,6 +184,7 @@ def steps_sql(phase: _Phase, active: str = "tick_active") -> str:
         duration_days=seq.duration_days,
         uses_enrollment=compiled.reads("step").enrollment,
         with_sequences=compiled.reads("step").sequences,
+        activity_features=compiled.activity_features("step"),
         active=active,
     )
 

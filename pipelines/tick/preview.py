@@ -31,11 +31,11 @@ class AudiencePreview:
     gap: dict[str, int] = field(default_factory=dict)
 
 
-def _frame(record: str, table: str = "contact_state") -> str:
+def _frame(record: str, contacts: str = "contact_state") -> str:
     """The FROM clause every audience condition is evaluated in."""
     join = "join" if record == "account" else "left join"
     return f"""
-        from {table} as contact
+        from {contacts} as contact
         {join} accounts as account on account.account_id = contact.account_id
         cross join (select $occurrence_at as occurrence_at, $occurrence_on as occurrence_on)
             as occurrence
@@ -69,6 +69,11 @@ def contact_conditions(
         "occurrence_on": local_date(occurrence_at, compiled.sequence.schedule.timezone),
         "contact_id": contact_id,
     }
+    features = compiled.activity_features("audience")
+    if features:  # the activity functions' columns, as the tick adds them
+        sql = sqlrun.render("tick/int_contact_activity.sql", relation=table, features=features)
+        sqlrun.materialize(con, f"{table}_activity", sql, params)
+        table = f"{table}_activity"
     row = con.execute(
         f"select {', '.join(values)} {_frame(compiled.sequence.audience.record, table)}"
         " and contact.contact_id = $contact_id",
@@ -77,6 +82,20 @@ def contact_conditions(
     if row is None:
         return {}
     return {**{label: row[i] for i, (label, _) in enumerate(labelled)}, "audience": row[-1]}
+
+
+def _contacts(con, compiled: CompiledSequence, params: dict) -> str:
+    """The contacts with their derived properties at the occurrence (and the columns of the
+    activity functions the audience calls, as the tick adds them); the table's name."""
+    materialize_contact_state(con, params["occurrence_at"])
+    features = compiled.activity_features("audience")
+    if not features:
+        return "contact_state"
+    sql = sqlrun.render(
+        "tick/int_contact_activity.sql", relation="contact_state", features=features
+    )
+    sqlrun.materialize(con, "contact_state_activity", sql, params)
+    return "contact_state_activity"
 
 
 def preview_audience(
@@ -90,19 +109,19 @@ def preview_audience(
     seq = compiled.sequence
     local_on = local_date(occurrence_at, seq.schedule.timezone)
     params = {"occurrence_at": occurrence_at, "occurrence_on": local_on}
-    materialize_contact_state(con, occurrence_at)
+    frame = _frame(seq.audience.record, _contacts(con, compiled, params))
     labelled = audience_conditions(compiled)
     audience = compiled.audience_sql
     counts = [f"count(*) filter (where {sql_}) as c{i}" for i, (_, sql_) in enumerate(labelled)]
     counts.append(f"count(*) filter (where {audience or 'false'}) as audience")
     row = con.execute(
-        f"select count(*) as contacts, {', '.join(counts)} {_frame(seq.audience.record)}", params
+        f"select count(*) as contacts, {', '.join(counts)} {frame}", params
     ).fetchone()
     sample = []
     if audience:
         cursor = con.execute(
             f"""select contact.contact_id, contact.email, contact.first_name, contact.last_name,
-                       account.name as account {_frame(seq.audience.record)} and ({audience})
+                       account.name as account {frame} and ({audience})
                 order by contact.contact_id limit {int(sample_size)}""",
             params,
         )
@@ -140,7 +159,9 @@ def entry_gap(
     local_on = local_date(occurrence_at, seq.schedule.timezone)
     params = {"occurrence_at": occurrence_at, "occurrence_on": local_on, "sequence": seq.name}
     audience = compiled.audience_sql
-    members = f"select contact.contact_id {_frame(seq.audience.record)} and ({audience})"
+    contacts = "contact_state_activity" if compiled.activity_features("audience") else None
+    frame = _frame(seq.audience.record, contacts or "contact_state")  # as _contacts left it
+    members = f"select contact.contact_id {frame} and ({audience})"
     # before starts_on no entries phase ran: tick_entries is not this occurrence's
     started = seq.starts_on is None or local_on >= seq.starts_on
     decided = (

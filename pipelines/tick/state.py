@@ -11,7 +11,8 @@ of the run (``flush_state``: issue 11, one write instead of one per instant).
 Per-run work (``start_run``). Contacts without activity in the run's window have the same
 row at every instant of the run: their ``contact`` rows are materialized once
 (``tick_contacts_static``), and the audience of every sequence whose audience reads neither
-``now()`` nor ``sequences`` is evaluated over them once (``tick_audience_static``). Only the
+``now()``, ``sequences`` nor an activity function (``activity_count``: a window moves with
+the occurrence) is evaluated over them once (``tick_audience_static``). Only the
 window's contacts (``tick_contacts_window``) are rebuilt per instant, and evaluated per
 occurrence. Per occurrence, what remains scales with the sequence's enrolments (plus one
 hash-join probe over the contacts per phase).
@@ -105,8 +106,8 @@ def start_run(
     - ``instant_contacts``: the view over the static rows and the instant's window rows;
     - ``tick_email_activities``: the opens/clicks that can belong to an enrolment's email;
     - ``tick_audience_static``: the static contacts in the audience of every sequence whose
-      audience reads neither ``now()`` nor ``sequences`` (``CompiledSequence.reads``; the
-      SQL is int_audience_static.sql).
+      audience reads neither ``now()``, ``sequences`` nor an activity function
+      (``CompiledSequence.reads``; the SQL is int_audience_static.sql).
 
     Returns the names of those sequences (their entries read ``tick_audience_static``);
     none with ``audiences=False``.
@@ -196,6 +197,7 @@ def _precompute_audiences(
         if (c := compilation.sequences[name]).audience_sql
         and not (reads := c.reads("audience")).sequences
         and not reads.now
+        and not reads.activities  # the contact's activities as of each occurrence
     ]
     if not batch:
         return set()

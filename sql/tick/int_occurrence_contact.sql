@@ -2,9 +2,21 @@
 -- before occurrence_at (SPEC 6), from instant_contacts, plus
 -- `sequences`, the sequences each contact is active in right now (after every occurrence
 -- already processed, including earlier sequences at the same instant). Joined only when a
--- condition reads it ({{ with_sequences }}); included by the other models.
+-- condition reads it ({{ with_sequences }}); included by the other models. With
+-- `activity_features` (the activity functions the including phase's conditions call), the
+-- contacts carry their generated columns at the occurrence (int_contact_activity.sql).
+
+{% set features = activity_features | default([]) %}
 
 with
+
+{% if features %}
+contacts_with_activity as (
+    {% with relation = 'instant_contacts' %}
+    {% include 'tick/int_contact_activity.sql' %}
+    {% endwith %}
+),
+{% endif %}
 
 {% if with_sequences %}
 active_sequences as (
@@ -23,7 +35,7 @@ final as (
         {% if with_sequences %}
         coalesce(active_sequences.sequences, []::varchar[]) as sequences,
         {% endif %}
-    from instant_contacts
+    from {{ 'contacts_with_activity' if features else 'instant_contacts' }} as instant_contacts
     {% if with_sequences %}
     left join active_sequences using (contact_id)
     {% endif %}

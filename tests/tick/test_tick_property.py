@@ -26,6 +26,7 @@ AUDIENCES = [
     "len(sequences) = 0",
     "list_contains(sequences, 'sa')",
     "last_activity_at > now() - interval 2 day",
+    "activity_count('meeting', interval 2 day) >= 1",
 ]
 WHENS = [
     None,
@@ -35,8 +36,15 @@ WHENS = [
     "not enrollment.clicked_any_email",
     "last_activity_type = 'chat'",
     "dayofweek(current_date) between 1 and 5",
+    "activity_count('email_opened', interval 36 hour) >= 1",
+    "last_activity_at('chat') > now() - interval 3 day",
 ]
-EXITS = [None, "last_activity_type = 'meeting'", "list_contains(sequences, 'sb')"]
+EXITS = [
+    None,
+    "last_activity_type = 'meeting'",
+    "list_contains(sequences, 'sb')",
+    "activity_count('chat') >= 2",
+]
 TYPES = [
     "email_opened",
     "email_clicked",
