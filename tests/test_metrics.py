@@ -378,3 +378,27 @@ def test_send_outcomes_count_unique_contacts_on_the_occurrence_date(con):
     call = rows(con, "select metric_date, reached, expired, unknown from step_metrics"
                 " where step = 'call' and period = 'day' and reached > 0 order by 1")  # fmt: skip
     assert [tuple(r.values()) for r in call] == [(D3, 1, 0, 1), (D4, 1, 1, 0)]
+
+
+def test_paused_counts_the_enrolments_a_pause_began_for(con):
+    """Rows: c1 paused by hand on D2 10:00; an out-of-office from c5 on D2 16:00 (enrolled D2
+    14:30, so active); the whole of s1 paused on D3 09:00 (active then: c1 and c5; c2 and c3
+    exited on D2, c4 on D1); an out-of-office from c4 on D2 (exited: not counted).
+    Expected: D2 2 (c1, c5), D3 2 (c1, c5), all 2 (unique contacts)."""
+    con.execute("update enrollments set exited_at = exited_on + interval 14 hour")
+    con.execute(
+        "insert into pauses (sequence, contact_id, paused_at) values"
+        " ('s1', 'c1', ?), ('s1', null, ?)",
+        [at(D2, 10), at(D3, 9)],
+    )
+    for aid, contact in (("o5", "c5"), ("o4", "c4")):
+        con.execute(
+            "insert into activities (activity_id, contact_id, type, occurred_at)"
+            " values (?, ?, 'email_auto_replied', ?)",
+            [aid, contact, at(D2, 16)],
+        )
+    build_metrics(con)
+    assert one(con, "sequence_metrics", "period = 'all'")["paused"] == 2
+    days = rows(con, "select metric_date, paused from sequence_metrics where period = 'day'"
+                " order by metric_date")  # fmt: skip
+    assert [tuple(d.values()) for d in days] == [(D1, 0), (D2, 2), (D3, 2)]

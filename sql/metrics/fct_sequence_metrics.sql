@@ -8,11 +8,14 @@
 -- over `sent` and null when nothing was sent; reply hours run from the email's send to the
 -- contact's first reply to that sequence. held / failed / deferred / expired / unknown: contacts
 -- with an action in that status now (any action kind), on the action's occurrence date.
+-- paused: contacts whose active enrolment a pause began for (SPEC 11: a `pause` of the contact
+-- or of the whole sequence, or an out-of-office reply), on the pause's UTC date.
 
 with
 
 enrollments as (
-    select sequence, contact_id, enrolled_on, status, exit_reason, exited_on,
+    select sequence, contact_id, enrolled_on, enrolled_at, status, exit_reason, exited_on,
+        exited_at,
     from enrollments
 ),
 
@@ -24,6 +27,36 @@ actions as (
 
 emails as (
     select * from int_emails
+),
+
+pauses_begun as (
+    select pauses.sequence, enrollments.contact_id, pauses.paused_at::date as metric_date,
+    from pauses
+    inner join enrollments
+        on enrollments.sequence = pauses.sequence
+       and (pauses.contact_id is null or pauses.contact_id = enrollments.contact_id)
+       and enrollments.enrolled_at <= pauses.paused_at
+       and coalesce(enrollments.exited_at > pauses.paused_at, true)
+    union all
+    select enrollments.sequence, enrollments.contact_id, activities.occurred_at::date,
+    from activities
+    inner join enrollments
+        on enrollments.contact_id = activities.contact_id
+       and enrollments.enrolled_at <= activities.occurred_at
+       and coalesce(enrollments.exited_at > activities.occurred_at, true)
+    where activities.type = 'email_auto_replied'
+),
+
+paused_per_day as (
+    select sequence, metric_date, count(distinct contact_id) as paused,
+    from pauses_begun
+    group by sequence, metric_date
+),
+
+paused_all as (
+    select sequence, count(distinct contact_id) as paused,
+    from pauses_begun
+    group by sequence
 ),
 
 enrolled_per_day as (
@@ -177,6 +210,8 @@ date_spine as (
     select sequence, metric_date from emails_per_day
     union
     select sequence, metric_date from outcomes_per_day
+    union
+    select sequence, metric_date from paused_per_day
 ),
 
 days as (
@@ -197,11 +232,13 @@ days as (
         coalesce(exits_per_day.exited_manual, 0) as exited_manual,
         emails_per_day.* exclude (sequence, metric_date),
         outcomes_per_day.* exclude (sequence, metric_date),
+        paused_per_day.paused,
     from date_spine
     left join enrolled_per_day using (sequence, metric_date)
     left join exits_per_day using (sequence, metric_date)
     left join emails_per_day using (sequence, metric_date)
     left join outcomes_per_day using (sequence, metric_date)
+    left join paused_per_day using (sequence, metric_date)
 ),
 
 sequences as (
@@ -228,10 +265,12 @@ totals as (
         coalesce(exits_all.exited_manual, 0) as exited_manual,
         emails_all.* exclude (sequence),
         outcomes_all.* exclude (sequence),
+        paused_all.paused,
     from sequences
     left join exits_all using (sequence)
     left join emails_all using (sequence)
     left join outcomes_all using (sequence)
+    left join paused_all using (sequence)
 ),
 
 counts as (
@@ -277,6 +316,7 @@ final as (
         coalesce(deferred, 0) as deferred,
         coalesce(expired, 0) as expired,
         coalesce(unknown, 0) as unknown,
+        coalesce(paused, 0) as paused,
     from counts
 )
 
