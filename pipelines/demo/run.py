@@ -20,6 +20,8 @@ from pathlib import Path
 
 from pipelines import cli, db
 from pipelines.demo.data import generate
+from pipelines.outbox.tasks import TaskFilter
+from pipelines.project import Project
 from pipelines.workspace import load_users, load_workspace
 
 FIRST_DAY = dt.date(2026, 1, 5)  # the demo data is generated as of this Monday
@@ -92,7 +94,7 @@ def show_engagement(db_path: Path) -> None:
         print(f"  {door:<16} {type_:<20} {n:>5}{note}")
 
 
-def show_workday(project: Path, db_path: Path, common: list[str]) -> None:
+def show_workday(project: Path, db_path: Path, common: list[str], end: dt.date) -> None:
     """Send windows and a pause as they played out; the operator's report of what a send
     left to look at; a rep's queue (issue 12)."""
     from pipelines.demo import workday
@@ -102,9 +104,22 @@ def show_workday(project: Path, db_path: Path, common: list[str]) -> None:
     paused = workday.paused_contact(db_path)
     if paused:
         workday.show_pause(db_path, paused)
+        run(["why", "outbound-q1", paused, *common, "--as-of", f"{end}T00:00:00Z"])
+    candidate = workday.render_candidate(db_path)
+    if candidate:  # the exact email it gets at the next occurrence; nothing written or sent
+        run(["preview", "outbound-q1", "--render", candidate, *common, "--as-of",
+             f"{end}T00:00:00Z"])  # fmt: skip
     run(["actions", *common])
-    run(["tasks", *common, "--user", "alice", "--kind", "call_reminder", "--due-before",
-         str(FIRST_DAY + dt.timedelta(days=3))])  # fmt: skip
+    rep = ["--user", "chitra"]
+    due = str(FIRST_DAY + dt.timedelta(days=2))
+    run(["tasks", *common, *rep, "--kind", "email_reminder", "--due-before", due])
+    first = Project(project, db_path=db_path, user="chitra").tasks(
+        where=TaskFilter(kind="email_reminder", due_before=dt.date.fromisoformat(due))
+    )
+    if first:
+        short = first[0]["short_id"]
+        run(["tasks", "show", short, *common, *rep])
+        run(["tasks", "done", short, *common, *rep, "--as-of", f"{end}T09:00:00Z"])
 
 
 def write_chart(snapshot: Path, path: Path) -> None:
@@ -174,7 +189,7 @@ def main() -> None:
     for name in ("outbound-q1", "nurture-2026", "abm-enterprise"):
         run(["preview", name, *common, "--as-of", f"{FIRST_DAY}T00:00:00Z", "--sample", "3"])
     play_days(project, db_path, args.days)
-    show_workday(project, db_path, common)
+    show_workday(project, db_path, common, FIRST_DAY + dt.timedelta(days=args.days))
     step(f"8. metrics per sequence (all {args.days} days)")
     run(["metrics", "--rebuild", *common])
     chart = project / ".sequencer" / "demo_metrics.png"

@@ -107,3 +107,23 @@ def show_pause(db_path: Path, contact_id: str) -> None:
         usual = others.get(step)
         note = f"   (those who entered with it: {usual})" if usual and usual != on else ""
         print(f"  day {day}  {step:<8} {on}  {status}{note}")
+
+
+def render_candidate(db_path: Path) -> str | None:
+    """An outbound-q1 contact whose day-3 email (``bump``) is due at the next occurrence: it
+    entered at the second-to-last occurrence and is still active."""
+    con = db.connect(db_path, read_only=True)
+    try:
+        row = con.execute(
+            """
+            select e.contact_id from enrollments as e
+            where e.sequence = 'outbound-q1' and e.status = 'active'
+              and e.enrolled_on = (select occurrence_on from occurrences
+                                   where sequence = 'outbound-q1'
+                                   order by occurrence_on desc limit 1 offset 1)
+            order by e.contact_id limit 1
+            """
+        ).fetchone()
+    finally:
+        con.close()
+    return row[0] if row else None
