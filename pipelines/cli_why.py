@@ -6,6 +6,7 @@ arguments are in :mod:`pipelines.cli_args`."""
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 
 from pipelines.explain import NextForContact
@@ -87,6 +88,13 @@ def story_lines(story: Story) -> list[str]:
         lines.append(f"entered {e['enrolled_on']} at {_at(e['enrolled_at'])} ({e['how']})")
     for step in story.steps:
         lines += step_lines(step)
+    for pause in story.pauses:
+        until = pause["until_on"] if pause["until_on"] not in (None, dt.date.max) else "resume"
+        ended = f", resumed {_at(pause['resumed_at'])}" if pause["resumed_at"] else ""
+        lines.append(
+            f"paused {_at(pause['from'])} until {until} ({pause['kind']}{ended}): no step"
+            " decided and no day counted meanwhile"
+        )
     if story.exit:
         x = story.exit
         act = x.get("activity")

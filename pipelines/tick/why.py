@@ -27,6 +27,7 @@ from pipelines import sqlrun
 from pipelines.compile.sequence import CompiledSequence
 from pipelines.errors import SequencerError
 from pipelines.tick.occurrences import first_occurrence, first_on_or_after, instant_on
+from pipelines.tick.pause import AUTO_REPLY_DAYS
 from pipelines.tick.preview import contact_conditions
 from pipelines.tick.properties import materialize_contact_state
 
@@ -85,6 +86,7 @@ class Story:
     manual_requests: list[dict[str, Any]] = field(default_factory=list)
     entered: dict[str, Any] | None = None
     steps: list[StepDecision] = field(default_factory=list)
+    pauses: list[dict[str, Any]] = field(default_factory=list)
     exit: dict[str, Any] | None = None
     note: str = REEVALUATED
 
@@ -138,6 +140,7 @@ def tell(
         }
         story.entered["how"] = "manual" if enrolled["manual"] else "audience"
         story.steps = _steps(con, compiled, enrolled, as_of)
+        story.pauses = _pauses(con, seq.name, contact_id, enrolled, as_of)
         story.exit = _exit(con, enrolled, as_of)
     return story
 
@@ -302,6 +305,35 @@ EXIT_ACTIVITY = {
     "unsubscribed": ("unsubscribed", "email_complained"),
     "bounced": ("email_bounced",),
 }
+
+
+def _pauses(con, sequence: str, contact_id: str, enrolled: dict, as_of) -> list[dict[str, Any]]:
+    """The pauses that began while it was enrolled, up to ``as_of`` (SPEC 11: pipelines/tick/
+    pause.py): ``sequencer pause`` of the contact or of the whole sequence, and out-of-office
+    replies (until their stated date, else AUTO_REPLY_DAYS)."""
+    end = min(as_of, enrolled["exited_at"] or as_of)
+    return sqlrun.dicts(
+        con.execute(
+            """
+            select paused_at as "from", until_on, resumed_at,
+                case when contact_id is null then 'the whole sequence' else 'pause' end as kind,
+            from pauses
+            where sequence = $sequence and coalesce(contact_id = $contact, true)
+              and paused_at >= $enrolled and paused_at <= $end
+            union all
+            select occurred_at, coalesce(
+                case when json_valid(detail)
+                     then try_cast(json_extract_string(detail, '$.until') as date) end,
+                (occurred_at + to_days($days))::date), null, 'out of office'
+            from activities
+            where contact_id = $contact and type = 'email_auto_replied'
+              and occurred_at >= $enrolled and occurred_at <= $end
+            order by 1
+            """,
+            {"sequence": sequence, "contact": contact_id, "enrolled": enrolled["enrolled_at"],
+             "end": end, "days": AUTO_REPLY_DAYS},
+        )
+    )  # fmt: skip
 
 
 def _exit(con, enrolled: dict, as_of: dt.datetime) -> dict[str, Any] | None:

@@ -52,6 +52,15 @@ def test_demo_plays_days_through_dagster_and_prints_plausible_metrics(tmp_path):
         assert any(line.strip().startswith(door) and f" {type_} " in line for line in doors), (
             door, type_, doors,
         )  # fmt: skip
+    # step 7 (issue 12): the send window held emails for their recipient's morning, one
+    # contact was paused on day 2, and why / render / actions / a rep's task ran
+    day = out.split("=== 7.")[1].split("=== 8.")[0]
+    waited = int(day.split("emails waited")[0].rsplit(" ", 2)[-2])
+    assert waited > 0, day[:400]  # the 17:00Z tick sent the west coast's emails
+    assert "$ sequencer pause outbound-q1 C" in out and "pause: C" in day
+    for command in ("why outbound-q1 C", "preview outbound-q1 --render C", "actions", "tasks"):
+        assert f"$ sequencer {command}" in day, command
+    assert "\nwhy C" in day and "\nrender C" in day
     assert (project / ".sequencer" / "demo_metrics.png").stat().st_size > 10_000
     con = duckdb.connect(str(project / ".sequencer" / "snapshot.duckdb"), read_only=True)
     rows = con.execute(

@@ -207,7 +207,12 @@ def test_poll_replies_auto_replies_and_bounces_then_their_effect_at_the_next_tic
         "select contact_id from actions where sequence = 'outbound' and step = 'bump'"
         " and status = 'due' order by all"
     ).fetchall()
-    assert [c for (c,) in bumps] == ["block", "ooo", "quiet", "soft"]
+    # ooo's out-of-office (until 2026-03-16) pauses its enrolment (SPEC 11): no bump yet
+    assert [c for (c,) in bumps] == ["block", "quiet", "soft"]
+    paused = con.execute(
+        "select paused_until from enrollments where sequence = 'outbound' and contact_id = 'ooo'"
+    ).fetchone()
+    assert paused == (dt.date(2026, 3, 16),)
     con.close()
 
 

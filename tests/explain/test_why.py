@@ -156,6 +156,7 @@ def test_the_contact_that_entered_its_steps_sends_task_and_exit(story_ws, capsys
                 },  # fmt: skip
             ),
         ],
+        "pauses": [],
         "exit": {
             "exit_reason": "replied",
             "exited_on": "2026-03-04",

@@ -212,3 +212,21 @@ def test_machine_opens_do_not_count_as_opens(tmp_path):
     _tick(con, root, ts(f"{D0} 10:00"), batched=True)
     assert [row[1] for row in enrollments(con)] == ["h"]
     con.close()
+
+
+def test_why_evaluates_the_activity_condition_at_each_occurrence(tmp_path):
+    """b4's meeting came after the 03-02 occurrence: `why` shows the activity condition
+    false there (b4 kept out by it) and b4 entering at 03-03, when the tick enrolled it."""
+    root, con = _setup(tmp_path, "why")
+    path = tmp_path / "why" / "db" / "sequencer.duckdb"
+    con.close()
+    project = Project(root, db_path=path)
+    project.run(ts(f"{D0} 10:00"), allow_future=True)
+    project.run(ts("2026-03-03 10:00"), allow_future=True)
+    story = project.why("boundary", "b4", ts("2026-03-03 10:00"))
+    first = story.eligible[0]
+    assert (str(first.occurrence_on), first.outcome) == (D0, "audience")
+    activity_line = "where: activity_count('meeting', INTERVAL 30 DAY) >= 1"
+    assert first.conditions[activity_line] is False
+    assert first.conditions["where: first_name LIKE 'B%'"] is True
+    assert str(story.entered["enrolled_on"]) == "2026-03-03"

@@ -272,6 +272,10 @@ def test_the_pause_and_resume_commands(tmp_path, capsys):
     assert cli(root, "pause", "s", "q", "--until", "2026-03-01",
                "--as-of", "2026-03-02T12:00:00Z", user="alice") == 1  # fmt: skip
     assert "must be after today (2026-03-02" in capsys.readouterr().err
+    assert cli(root, "why", "s", "p", "--as-of", "2026-03-02T13:00:00Z", user="alice") == 0
+    assert "paused 2026-03-02 12:00Z until 2026-03-09 (pause): no step decided" in (
+        capsys.readouterr().out
+    )  # why tells the pause
     assert cli(root, "pause", "s", "q", user="bruno") == 4
     assert "belongs to 'alice'" in capsys.readouterr().err
     assert cli(root, "resume", "s", "--as-of", "2026-03-03T08:00:00Z", user="olga") == 0
