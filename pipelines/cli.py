@@ -26,7 +26,13 @@ from pathlib import Path
 import duckdb
 
 from pipelines.cli_args import build_parser
-from pipelines.cli_desk import cmd_actions, cmd_pause, cmd_resume, cmd_tasks
+from pipelines.cli_desk import (
+    cmd_actions,
+    cmd_pause,
+    cmd_resume,
+    cmd_tasks,
+    print_contact_outcomes,
+)
 from pipelines.cli_why import cmd_render, cmd_why, print_gap
 from pipelines.errors import (
     DatabaseBusy,
@@ -236,28 +242,19 @@ def _tick_progress(occurrences: int) -> Progress:
 
 
 def cmd_enroll(p: Project, args: argparse.Namespace) -> int:
-    return _print_outcomes(p.enroll(args.sequence, args.contact_ids, args.as_of), ENROLL_REFUSED)
+    outcomes = p.enroll(args.sequence, args.contact_ids, args.as_of)
+    return print_contact_outcomes(outcomes, ENROLL_REFUSED)
 
 
 def cmd_unenroll(p: Project, args: argparse.Namespace) -> int:
     outcomes = p.unenroll(args.sequence, args.contact_ids, args.as_of)
-    return _print_outcomes(outcomes, UNENROLL_REFUSED)
+    return print_contact_outcomes(outcomes, UNENROLL_REFUSED)
 
 
 # Outcomes that leave the contact other than asked (exit 1). Not refusals: the state asked
 # for already holds (already_enrolled, already_pending, not_enrolled).
 ENROLL_REFUSED = frozenset({"unknown_contact", "previously_enrolled"})
 UNENROLL_REFUSED = frozenset({"unknown_contact"})
-
-
-def _print_outcomes(outcomes: dict[str, str], refused: frozenset[str]) -> int:
-    for contact_id, outcome in outcomes.items():
-        print(f"{contact_id:<16} {outcome}")
-    n = sum(outcome in refused for outcome in outcomes.values())
-    if n:
-        print(f"{n} contact(s) refused (see the outcome of each above)", file=sys.stderr)
-        return EXIT_INPUT
-    return EXIT_OK
 
 
 def cmd_serve(p: Project, args: argparse.Namespace) -> int:

@@ -48,18 +48,19 @@ def cmd_tasks(p: Project, args: argparse.Namespace) -> int:
 
 def cmd_pause(p: Project, args: argparse.Namespace) -> int:
     outcomes = p.pause(args.sequence, args.contact_ids, args.until, args.as_of)
-    return _enrolment_outcomes(outcomes, {"not_enrolled", "unknown_contact"})
+    return print_contact_outcomes(outcomes, frozenset({"not_enrolled", "unknown_contact"}))
 
 
 def cmd_resume(p: Project, args: argparse.Namespace) -> int:
     outcomes = p.resume(args.sequence, args.contact_ids, args.as_of)
-    return _enrolment_outcomes(outcomes, {"unknown_contact"})
+    return print_contact_outcomes(outcomes, frozenset({"unknown_contact"}))
 
 
-def _enrolment_outcomes(outcomes: dict[str, str], refused: set[str]) -> int:
-    """One line per contact (or the whole sequence); exit 1 when any was refused."""
+def print_contact_outcomes(outcomes: dict[str, str], refused: frozenset[str]) -> int:
+    """One line per contact (or the whole sequence) of enroll, unenroll, pause, resume; exit 1
+    when any was refused."""
     for contact_id, outcome in outcomes.items():
-        print(f"{contact_id:<18} {outcome}")
+        print(f"{contact_id:<16} {outcome}")
     n = sum(outcome in refused for outcome in outcomes.values())
     if n:
         print(f"{n} contact(s) refused (see the outcome of each above)", file=sys.stderr)
