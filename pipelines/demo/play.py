@@ -164,8 +164,6 @@ def play(
             ticks = tick_instants(ws, day)
             for at in ticks:
                 player.tick(at)
-            if i == 1:
-                yield pause_one(project, db_path, day)
             received = sink.messages[seen:]
             seen += len(received)
             day_end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
@@ -177,5 +175,7 @@ def play(
                 f"{player.day_summary(day)}\n"
                 f"        back through the doors: {back} ({time.monotonic() - started:.1f}s)"
             )
+            if i == 1:  # in the evening of day 2, after that day's ticks
+                yield pause_one(project, db_path, day)
     finally:
         instance.dispose()  # before the interpreter's teardown closes its storage
