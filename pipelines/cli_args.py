@@ -239,6 +239,7 @@ def add_task_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--due-before", type=date_arg, help="only tasks due before this date")
     p.add_argument("--all", action="store_true", help="include done and snoozed tasks")
     p.add_argument("--csv", metavar="FILE", help="write the listed tasks as CSV (- for stdout)")
+    p.add_argument("--limit", type=count, help="list at most N tasks (the oldest due first)")
     p.add_argument("--until", type=date_arg, help="with snooze: the local date it comes back")
     p.add_argument(
         "--as-of", help="done: completed at this instant; list: today is its date (default now)"

@@ -39,8 +39,11 @@ def cmd_tasks(p: Project, args: argparse.Namespace) -> int:
     if args.csv:
         return _export(rows, args.csv)
     print(f"{len(rows)} {'task(s)' if args.all else 'open task(s)'} for {args.owner or p.user}")
-    for t in rows:
+    shown = rows if args.limit is None else rows[: args.limit]
+    for t in shown:
         print("  " + task_line(t))
+    if len(shown) < len(rows):
+        print(f"  … and {len(rows) - len(shown)} more (--limit, or --csv FILE for all)")
     if rows:
         print("read one: sequencer tasks show ID   |   close: sequencer tasks done ID [ID…]")
     return EXIT_OK

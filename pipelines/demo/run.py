@@ -112,7 +112,7 @@ def show_workday(project: Path, db_path: Path, common: list[str], end: dt.date) 
     run(["actions", *common])
     rep = ["--user", "chitra"]
     due = str(FIRST_DAY + dt.timedelta(days=2))
-    run(["tasks", *common, *rep, "--kind", "email_reminder", "--due-before", due])
+    run(["tasks", *common, *rep, "--kind", "email_reminder", "--due-before", due, "--limit", "5"])
     first = Project(project, db_path=db_path, user="chitra").tasks(
         where=TaskFilter(kind="email_reminder", due_before=dt.date.fromisoformat(due))
     )

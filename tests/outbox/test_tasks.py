@@ -217,3 +217,13 @@ def test_the_csv_export_holds_every_listed_task_and_reads_back(queue, capsys):
     assert rows[0]["contact_name"] == "Ann Lee" and rows[2]["contact_email"] == ""
     code, _, err = cli(queue, capsys, "tasks", "--csv", str(queue))
     assert code == 2 and "is a directory" in err
+
+
+def test_limit_lists_the_oldest_and_says_how_many_more(queue, capsys):
+    code, out, _ = cli(queue, capsys, "tasks", "--limit", "2")
+    lines = out.splitlines()
+    assert code == 0 and lines[0] == "4 open task(s) for alice"
+    assert [line.split()[1] for line in lines[1:3]] == ["2026-03-02", "2026-03-03"]
+    assert lines[3] == "  … and 2 more (--limit, or --csv FILE for all)"
+    code, _, err = cli(queue, capsys, "tasks", "--limit", "-1")
+    assert code == 2 and "error" in err
