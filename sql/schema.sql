@@ -104,6 +104,10 @@ create table if not exists enrollments (
     primary key (sequence, contact_id),
 );
 
+-- issue 13: the enrolment's experiment bucket, 0-9999, fixed at enrolment from (sequence,
+-- contact): md5 in portable SQL (pipelines/tick/experiments.py has the same in Python)
+alter table enrollments add column if not exists bucket integer;
+
 -- issue 12: the date a paused enrolment resumes ('infinity': until `resume`); null: not paused
 alter table enrollments add column if not exists paused_until date;
 

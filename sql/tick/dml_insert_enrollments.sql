@@ -4,12 +4,14 @@
 {% set batched = batched | default(false) %}
 {% set sequence = 'sequence' if batched else '$sequence' %}
 insert into enrollments (
-    sequence, contact_id, enrollment_id, enrolled_on, enrolled_at, status, manual, email
+    sequence, contact_id, enrollment_id, enrolled_on, enrolled_at, status, manual, email, bucket
 )
 select
     {{ sequence }}, contact_id, {{ sequence }} || ':' || contact_id,
     {{ 'occurrence_on' if batched else '$occurrence_on' }},
     {{ 'occurrence_at' if batched else '$occurrence_at' }},
-    'active', manual, email
+    'active', manual, email,
+    -- the bucket (issue 13): the first 32 bits of md5(sequence | contact) modulo 10000
+    ('0x' || left(md5({{ sequence }} || '|' || contact_id), 8))::bigint % 10000
 from tick_entries
 where reason is null
