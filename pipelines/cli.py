@@ -26,6 +26,7 @@ from pathlib import Path
 import duckdb
 
 from pipelines.cli_args import build_parser
+from pipelines.cli_backtest import cmd_backtest
 from pipelines.cli_desk import (
     cmd_actions,
     cmd_pause,
@@ -284,6 +285,7 @@ COMMANDS: dict[str, Callable[[Project, argparse.Namespace], int]] = {
     "tasks": cmd_tasks,
     "actions": cmd_actions,
     "why": cmd_why,
+    "backtest": cmd_backtest,
     "metrics": cmd_metrics,
     "serve": cmd_serve,
     "mailbox": cmd_mailbox,

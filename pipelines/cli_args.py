@@ -37,6 +37,12 @@ HELP: dict[str, tuple[str, str]] = {
         "condition or rule, entry, steps due/skipped with each `when`, sends, exit. Read-only.",
         "sequencer why outbound-q1 C000123 --as-of 2026-03-09T15:00:00Z   |   ... --json",
     ),
+    "backtest": (
+        "Replay a sequence as written now over the recorded history of [--from, --to] on a "
+        "scratch copy, every email it decides assumed sent; per day entries, exits, steps. "
+        "Writes nothing to the database, sends nothing.",
+        "sequencer backtest outbound-q1 --from 2026-02-02 --to 2026-02-27 --out q1.parquet",
+    ),
     "run": (
         "One tick: process every occurrence due by --as-of (default now): exits, entries, steps.",
         "sequencer run --as-of 2026-03-02T15:00:00Z",
@@ -159,6 +165,8 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         )
     elif name in ("preview", "why"):
         add_explain_arguments(name, p)
+    elif name == "backtest":
+        add_backtest_arguments(p)
     elif name == "run":
         p.add_argument("--as-of", help="the tick's instant (ISO-8601; default: now)")
         p.add_argument(
@@ -221,6 +229,19 @@ def add_explain_arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("contact_id", metavar="CONTACT", help="the contact id")
         p.add_argument("--as-of", help="the story up to this instant (ISO-8601; default: now)")
         p.add_argument("--json", action="store_true", help="print the story as one JSON object")
+
+
+def add_backtest_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("sequence", help="the sequence name")
+    p.add_argument(
+        "--from", dest="from_date", type=date_arg, required=True, metavar="DATE",
+        help="the first occurrence date replayed (YYYY-MM-DD, the sequence's local date)",
+    )  # fmt: skip
+    p.add_argument(
+        "--to", dest="to_date", type=date_arg, required=True, metavar="DATE",
+        help="the last occurrence date replayed (YYYY-MM-DD)",
+    )  # fmt: skip
+    p.add_argument("--out", metavar="FILE.parquet", help="write one row per decision (Parquet)")
 
 
 def add_task_arguments(p: argparse.ArgumentParser) -> None:

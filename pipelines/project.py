@@ -33,6 +33,7 @@ from typing import Any
 import duckdb
 
 from pipelines import db
+from pipelines.backtests import Backtests
 from pipelines.compile import cache as compile_cache
 from pipelines.compile.condition import ConditionSchema
 from pipelines.compile.sequence import Compilation, CompiledSequence, compile_workspace
@@ -115,7 +116,7 @@ class MetricsResult:
     build: Build
 
 
-class Project(Desk, Explain):
+class Project(Desk, Explain, Backtests):
     """A workspace directory and its DuckDB file, acting as ``user`` (None: the operator).
 
     >>> p = Project("/ws")

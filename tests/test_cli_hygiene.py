@@ -33,6 +33,7 @@ POSITIONAL = {
     "pause": ["outbound", "c1"],
     "resume": ["outbound", "c1"],
     "mailbox": ["poll"],
+    "backtest": ["outbound", "--from", "2026-03-02", "--to", "2026-03-03"],
 }
 READS_NO_DATABASE = {"sequences"}  # lists the files only: a garbage --db is never opened
 BAD_AS_OF = ["2026-13-01", "9999-12-31T23:59:59Z", "0001-01-01", "yesterday", "2026-03-02T25:00"]
@@ -119,6 +120,14 @@ def test_every_command_with_bad_input_exits_with_a_reason_and_no_traceback(ws, c
         ["why", "outbound", "ghost", "--json"],
         ["why", "outbound", "c1", "--user", "bruno"],
         ["why", "outbound", "c1", "c2"],
+        ["backtest", "ghost", "--from", "2026-03-02", "--to", "2026-03-03"],
+        ["backtest", "outbound", "--from", "2026-03-05", "--to", "2026-03-02"],
+        ["backtest", "outbound", "--from", "03/02/2026", "--to", "2026-03-03"],
+        ["backtest", "outbound", "--from", "2026-02-30", "--to", "2026-03-03"],
+        ["backtest", "outbound", "--from", "2026-03-02"],
+        ["backtest", "outbound", "--to", "2026-03-02"],
+        ["backtest", "outbound", "--from", "2026-03-02", "--to", "2026-03-03", "--user", "bruno"],
+        ["backtest", "--from", "2026-03-02", "--to", "2026-03-03"],
         ["enroll", "ghost", "c1"],
         ["enroll", "outbound"],
         ["unenroll", "ghost", "c1"],

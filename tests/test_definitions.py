@@ -452,3 +452,41 @@ def test_a_rejected_import_file_is_reported_and_the_others_load(tmp_path, monkey
     expected = len(CONTACTS.strip().splitlines()) - 1
     assert con.execute("select count(*) from contacts").fetchone()[0] == expected
     con.close()
+
+
+def test_the_backtest_job_writes_the_decisions_under_the_project(tmp_path, monkeypatch):
+    """``backtest_job`` in process: the run config names the sequence and the dates; the
+    Parquet lands in PROJECT/.sequencer/backtests/ and the real database is unchanged."""
+    project = write_workspace(tmp_path / "ws", {"welcome": BACKTESTED})
+    database = project / ".sequencer" / "sequencer.duckdb"
+    con = db.connect(database)
+    con.execute("insert into contacts (contact_id, email) values ('c1', 'c1@x.example')")
+    con.close()
+    before = database.read_bytes()
+    monkeypatch.setenv("SEQUENCER_PROJECT", str(project))
+    monkeypatch.delenv("SEQUENCER_DB", raising=False)
+    config = {"sequence": "welcome", "from_date": "2026-03-02", "to_date": "2026-03-03"}
+    result = (
+        load_defs()
+        .resolve_job_def("backtest_job")
+        .execute_in_process(
+            run_config={"ops": {"backtest": {"config": config}}},
+            instance=dg.DagsterInstance.ephemeral(),
+        )
+    )
+    assert result.success
+    out = project / ".sequencer" / "backtests" / "welcome_2026-03-02_2026-03-03.parquet"
+    assert result.output_for_node("backtest") == str(out)
+    rows = duckdb.sql(f"select contact_id, step, status from read_parquet('{out}')").fetchall()
+    assert rows == [("c1", "intro", "due")]
+    assert database.read_bytes() == before
+
+
+BACKTESTED = """
+    name: welcome
+    owner: alice
+    audience: {where: ["true"]}
+    schedule: {time: "09:00", timezone: UTC}
+    steps:
+      - {id: intro, day: 1, action: email, template: intro.md.j2, subject: "Hi"}
+"""
