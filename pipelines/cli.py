@@ -45,6 +45,7 @@ from pipelines.errors import (
 from pipelines.instants import parse_instant
 from pipelines.progress import Progress
 from pipelines.project import Project
+from pipelines.variant_metrics import HEADER as VARIANTS_HEADER
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_BUSY, EXIT_DENIED, EXIT_INTERNAL = 0, 1, 2, 3, 4, 5
 
@@ -206,6 +207,8 @@ def cmd_metrics(p: Project, args: argparse.Namespace) -> int:
         print("(no metrics built yet: `sequencer metrics --rebuild` as the operator or an admin)")
         return EXIT_OK
     print(found.table)
+    if found.verdicts:  # A/B steps (issue 13): one line per variant vs its control
+        print("\n".join([VARIANTS_HEADER, *found.verdicts]))
     if found.snapshot is not None:
         print(f"metrics rebuilt; snapshot for notebooks and readers: {found.snapshot}")
         return EXIT_OK

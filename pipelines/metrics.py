@@ -1,7 +1,8 @@
 """Effectiveness metrics (SPEC 7) and the snapshot readers use (docs/readers.md).
 
-:func:`build_metrics` rebuilds ``sequence_metrics`` and ``step_metrics`` from
-``sql/metrics/``; :func:`metrics_table` prints the per-sequence totals for the CLI;
+:func:`build_metrics` rebuilds ``sequence_metrics``, ``step_metrics`` and
+``variant_metrics`` (:mod:`pipelines.variant_metrics`) from ``sql/metrics/``;
+:func:`metrics_table` prints the per-sequence totals for the CLI;
 :func:`publish_snapshot` copies the database to a file that readers open while a run holds
 the main one (DuckDB allows one writer process per file, and it blocks readers too).
 """
@@ -12,7 +13,7 @@ import datetime as dt
 import json
 import os
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,9 @@ import duckdb
 from pipelines import sqlrun
 from pipelines.db import transaction
 from pipelines.instants import utc_now
+from pipelines.models import Sequence
+from pipelines.variant_metrics import TABLE as VARIANTS_TABLE
+from pipelines.variant_metrics import build_variant_metrics
 
 METRIC_MODELS = ("sequence_metrics", "step_metrics")  # tables, from sql/metrics/fct_<table>.sql
 EMAILS_TABLE = "email_outcomes"  # int_emails.sql kept for readers: one row per sent email
@@ -51,9 +55,12 @@ TABLE_COLUMNS = (
 )
 
 
-def build_metrics(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    """Create or replace ``sequence_metrics``, ``step_metrics`` and ``email_outcomes`` (one row
-    per sent email with its engagement and reply hours: the reply-time distribution);
+def build_metrics(
+    con: duckdb.DuckDBPyConnection, sequences: Iterable[Sequence] = ()
+) -> dict[str, int]:
+    """Create or replace ``sequence_metrics``, ``step_metrics``, ``email_outcomes`` (one row
+    per sent email with its engagement and reply hours: the reply-time distribution) and
+    ``variant_metrics`` (``sequences``: the files, for their variants' order and weights);
     return their row counts.
 
     The tables are replaced in one transaction, so a reader never sees one new and one old.
@@ -67,8 +74,9 @@ def build_metrics(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
             f"create or replace table {EMAILS_TABLE} as"
             " select * from int_emails order by sequence, step, metric_date, contact_id"
         )
+        build_variant_metrics(con, sequences)
         con.execute("drop table int_emails")
-    tables = (*METRIC_MODELS, EMAILS_TABLE)
+    tables = (*METRIC_MODELS, EMAILS_TABLE, VARIANTS_TABLE)
     return {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in tables}
 
 

@@ -189,6 +189,16 @@ class Schedule(Strict):
         return dt.time.fromisoformat(self.time)
 
 
+class Variant(Strict):
+    """One arm of an email step's A/B test (SPEC 11): its subject and/or template override
+    the step's; ``weight`` is its share of the enrolments (0: none, kept for the record)."""
+
+    id: str = Field(min_length=1)
+    subject: str | None = None
+    template: str | None = None
+    weight: float = Field(default=1, ge=0, allow_inf_nan=False)
+
+
 class Step(Strict):
     id: str
     action: ActionKind
@@ -206,17 +216,39 @@ class Step(Strict):
     track_opens: bool = False
     track_clicks: bool = False
     unsubscribe_link: bool = True
+    variants: list[Variant] | None = None
 
     @model_validator(mode="after")
     def _check_content(self) -> Step:
-        if self.action == "email" and not self.template:
+        self._check_variants()
+        arms = self.variants or [Variant(id="-")]
+        if self.action == "email" and not all(v.template or self.template for v in arms):
             raise ValueError(f"step {self.id!r}: an email step needs a template")
         # SPEC 4: a reply's subject is "Re: " + its thread's, so it needs none of its own
-        if self.action == "email" and not self.subject and self.thread != "reply":
+        subjects = all(v.subject or self.subject for v in arms)
+        if self.action == "email" and not subjects and self.thread != "reply":
             raise ValueError(f"step {self.id!r}: an email step needs a subject")
         if self.action == "sms" and not (self.template or self.body):
             raise ValueError(f"step {self.id!r}: an sms step needs a template or a body")
         return self
+
+    def _check_variants(self) -> None:
+        if self.variants is None:
+            return
+        if self.action != "email":
+            raise ValueError(f"step {self.id!r}: only an email step may have variants")
+        if len(self.variants) < 2:
+            raise ValueError(f"step {self.id!r}: variants needs at least 2 variants")
+        ids = [v.id for v in self.variants]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"step {self.id!r}: duplicate variant ids {dupes}")
+        if not sum(v.weight for v in self.variants) > 0:
+            raise ValueError(f"step {self.id!r}: the variants' weights add up to 0")
+
+    def variant(self, variant_id: str | None) -> Variant | None:
+        """The variant ``variant_id`` of this step (None: no variants, or not in the file)."""
+        return next((v for v in self.variants or [] if v.id == variant_id), None)
 
 
 class Exit(Strict):

@@ -62,6 +62,7 @@ from pipelines.tick import pause as pauses
 from pipelines.tick.preview import AudiencePreview, audience_inspector, preview_audience
 from pipelines.tick.properties import materialize_contact_state
 from pipelines.tick.run import RunReport, preview_occurrence, run_tick
+from pipelines.variant_metrics import verdict_lines
 from pipelines.workspace import Workspace, load_workspace, missing_secrets
 
 FUTURE_SLACK = dt.timedelta(days=1)
@@ -114,6 +115,7 @@ class MetricsResult:
     table: str | None
     snapshot: Path | None
     build: Build
+    verdicts: list[str] = field(default_factory=list)  # variants vs their control (issue 13)
 
 
 class Project(Desk, Explain, Backtests):
@@ -324,12 +326,13 @@ class Project(Desk, Explain, Backtests):
         with self.connection() as con:
             if rebuild:
                 started = utc_now()
-                rows = build_metrics(con)
+                rows = build_metrics(con, ws.sequences.values())
                 record_build(con, rows, started)
                 snapshot = publish_snapshot(self.db_path, self.snapshot_path)
             build = last_build(con)
             table = metrics_table(con, sequence, only=only) if build.exists else None
-        return MetricsResult(rows=rows, table=table, snapshot=snapshot, build=build)
+            verdicts = verdict_lines(con, sequence, only=only)
+        return MetricsResult(rows, table, snapshot, build, verdicts)
 
     # --- operations ------------------------------------------------------------------------
 

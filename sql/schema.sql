@@ -151,6 +151,10 @@ create table if not exists actions (
     subject varchar,                    -- set by send: the subject as sent (threads reply to it)
 );
 
+-- issue 13: the variant of an email step with variants, fixed at the decision from the
+-- enrolment's bucket (sql/tick/int_step_actions.sql); null for every other action
+alter table actions add column if not exists variant varchar;
+
 create table if not exists tasks (
     task_id varchar primary key,        -- the action's idempotency key
     owner_id varchar not null,

@@ -18,7 +18,10 @@ NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "sequence_effe
 def snapshot_of(tmp_path: Path, *, with_rows: bool) -> Path:
     con = db.connect(tmp_path / "sequencer.duckdb")
     if with_rows:
-        load_rows(con)
+        load_rows(con)  # and an A/B intro step: c1, c2 sent variant a, c3 sent b
+        con.execute(
+            "update actions set variant = if(contact_id = 'c3', 'b', 'a') where step = 'intro'"
+        )
     build_metrics(con)
     snapshot = publish_snapshot(tmp_path / "sequencer.duckdb", tmp_path / "snapshot.duckdb")
     con.close()
@@ -50,8 +53,9 @@ def test_notebook_runs_headless_on_the_snapshot(tmp_path, monkeypatch, with_rows
     if with_rows:
         assert "1 sequences, 2 steps, 4 sent emails" in text
         assert images(nb) == 5  # funnel, step rates, rates over time, exits, reply time
+        assert "s1 intro: b vs a: reply too few (2 and 1 of 200 each)" in text
     else:
-        assert "0 sequences" in text
+        assert "0 sequences" in text and "no step with variants yet" in text
 
 
 def test_committed_notebook_has_no_outputs():

@@ -51,10 +51,13 @@ def check_references(ws: Workspace, seq: Sequence) -> list[SequencerError]:
             f"steps[{i}].body": step.body,
             f"steps[{i}].note": step.note,
         }
-        if step.template:
-            text = _template_text(ws, step.template, loc, errors)
+        for j, variant in enumerate(step.variants or []):
+            sources[f"steps[{i}].variants[{j}].subject"] = variant.subject
+        templates = [step.template, *(v.template for v in step.variants or [])]
+        for template in dict.fromkeys(t for t in templates if t):  # variants: issue 13
+            text = _template_text(ws, template, loc, errors)
             if text is not None:
-                sources[f"template {step.template}"] = text
+                sources[f"template {template}"] = text
         for name, text in sources.items():
             if text is None:
                 continue

@@ -112,8 +112,9 @@ class Composer:
             tracker = self._tracker(action, msg_id)
         if step.unsubscribe_link:
             ctx["links"]["unsubscribe_url"] = tracker.unsubscribe_url()
-        subject = self.renderer.render_subject(step.subject or "", ctx)
-        body = self.renderer.render_file(step.template, ctx)
+        subject_text, template = content(step, action.get("variant"))
+        subject = self.renderer.render_subject(subject_text, ctx)
+        body = self.renderer.render_file(template, ctx)
         text, markup = body.text, body.html
         in_reply_to, refs = thread(seq, step, history.get(enrolment(action), {}))
         if in_reply_to:
@@ -207,6 +208,17 @@ class Composer:
             "body": body,
         }
         return Prepared(kind="task", task=task)
+
+
+def content(step: Step, variant_id: str | None) -> tuple[str, str]:
+    """The subject and template an email action renders: its variant's (issue 13), each
+    falling back to the step's own; a variant no longer in the file holds the action."""
+    if variant_id is None:
+        return step.subject or "", step.template or ""
+    variant = step.variant(variant_id)
+    if variant is None:
+        raise Held(f"variant {variant_id!r} is no longer in step {step.id!r}")
+    return variant.subject or step.subject or "", variant.template or step.template or ""
 
 
 def thread(seq: Sequence, step: Step, sent: dict[str, dict]) -> tuple[tuple | None, list]:

@@ -16,6 +16,7 @@ import duckdb
 from pipelines import sqlrun
 from pipelines.compile.sequence import CompiledSequence
 from pipelines.instants import utc_now
+from pipelines.tick.experiments import thresholds
 from pipelines.tick.occurrences import Occurrence
 from pipelines.tick.pause import NO_PAUSES, Pauses
 from pipelines.tick.pause import paused_now as show_paused
@@ -173,9 +174,10 @@ def steps_sql(phase: _Phase, active: str = "tick_active") -> str:
     compiled = phase.compiled
     seq = compiled.sequence
     steps = [
-        {"id": s.id, "index": i, "day": s.day, "action": s.action, "sql": compiled.step_sql(s.id)}
+        {"id": s.id, "index": i, "day": s.day, "action": s.action, "sql": compiled.step_sql(s.id),
+         "variants": thresholds(s.variants) if s.variants else None}
         for i, s in enumerate(seq.steps)
-    ]
+    ]  # fmt: skip
     return sqlrun.render(
         "tick/int_step_actions.sql",
         steps=steps,

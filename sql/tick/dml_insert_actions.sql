@@ -10,12 +10,12 @@
 -- DuckDB join every insert against a full scan of the actions keys: ~0.15 s per occurrence
 -- at 3e6 actions.) The primary key stays the backstop: a duplicate would fail the group.
 -- Batched (several sequences of one instant in one tick_actions), each row carries its
--- sequence, occurrence and decided_at.
+-- sequence, occurrence and decided_at. variant: the email step's variant (issue 13), else null.
 {% set batched = batched | default(false) %}
 {% set sequence = 'sequence' if batched else '$sequence' %}
 insert into actions (
     idempotency_key, sequence, contact_id, enrollment_id, step, step_index, day, action,
-    occurrence_on, occurrence_at, status, decided_status, decided_at
+    occurrence_on, occurrence_at, status, decided_status, decided_at, variant
 )
 select
     md5(concat_ws(chr(31), {{ sequence }}, contact_id, step, enrollment_id)),
@@ -23,5 +23,6 @@ select
     {{ 'occurrence_on' if batched else '$occurrence_on' }},
     {{ 'occurrence_at' if batched else '$occurrence_at' }},
     status, status,
-    {{ 'decided_at' if batched else '$decided_at' }}
+    {{ 'decided_at' if batched else '$decided_at' }},
+    variant
 from tick_actions

@@ -4,6 +4,10 @@
 -- smart: on days 1, 1+N, 1+2N, ... up to duration_days, the first step in file order not yet
 --   executed whose `when` holds -> due; at most one per evaluation.
 -- A step already decided for the enrolment is never decided again (edits never rewrite).
+-- variant (issue 13): for an email step with variants, the one whose range of buckets holds
+--   the enrolment's stored bucket (pipelines/tick/experiments.py: `thresholds`, in file
+--   order); null for every other step. Fixed by the bucket, so replays never change it.
+{% set with_variants = steps | selectattr('variants') | list | length > 0 %}
 
 with
 
@@ -45,9 +49,22 @@ enrollment as (
         {% if uses_enrollment %}
         engagement.* exclude (contact_id),
         {% endif %}
+        {% if with_variants %}
+        -- the stored bucket; an enrolment older than the column gets the same hash now
+        coalesce(
+            __enrolled.bucket,
+            ('0x' || left(md5($sequence || '|' || active_enrollments.contact_id), 8))::bigint
+                % 10000
+        ) as __bucket,
+        {% endif %}
     from active_enrollments
     {% if uses_enrollment %}
     left join engagement using (contact_id)
+    {% endif %}
+    {% if with_variants %}
+    left join enrollments as __enrolled
+        on __enrolled.sequence = $sequence
+       and __enrolled.contact_id = active_enrollments.contact_id
     {% endif %}
 ),
 
@@ -79,6 +96,19 @@ evaluated as (
             when {{ step.index }} then ({{ step.sql }})
             {% endfor %}
         end, false) as holds,
+        {% if with_variants %}
+        case __steps.__step_index
+            {% for step in steps if step.variants %}
+            when {{ step.index }} then case
+                {% for variant, limit in step.variants %}
+                when enrollment.__bucket < {{ limit }} then {{ variant | literal }}
+                {% endfor %}
+            end
+            {% endfor %}
+        end::varchar as variant,
+        {% else %}
+        null::varchar as variant,
+        {% endif %}
     from enrollment
     inner join contact on contact.contact_id = enrollment.contact_id
     left join accounts as account on account.account_id = contact.account_id

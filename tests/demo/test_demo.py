@@ -62,6 +62,10 @@ def test_demo_plays_days_through_dagster_and_prints_plausible_metrics(tmp_path):
         assert f"$ sequencer {command}" in day, command
     assert "\nwhy C" in day and "\nrender C" in day
     assert (project / ".sequencer" / "demo_metrics.png").stat().st_size > 10_000
+    # step 8 (issue 13): the A/B intro's verdict, b against the control a
+    metrics = out.split("=== 8.")[1]
+    assert "variants vs their step's control" in metrics
+    assert "outbound-q1 intro: b (" in metrics and "vs control a (" in metrics
     con = duckdb.connect(str(project / ".sequencer" / "snapshot.duckdb"), read_only=True)
     rows = con.execute(
         "select sequence, enrolled, active, exited, sent, opened, replied from sequence_metrics"

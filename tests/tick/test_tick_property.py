@@ -95,6 +95,11 @@ def sequence_st(draw, name: str, names: list[str]) -> dict:
         }
         if email:
             step |= {"template": "intro.md.j2", "subject": "Hi"}
+            if draw(st.booleans()):  # an A/B step (issue 13): actions.variant from the bucket
+                step["variants"] = [
+                    {"id": "a", "weight": draw(st.integers(1, 3))},
+                    {"id": "b", "weight": draw(st.sampled_from([0, 1, 2.5]))},
+                ]
         when = draw(st.sampled_from(WHENS))
         if when:
             step["when"] = [when]
