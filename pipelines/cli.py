@@ -198,7 +198,7 @@ def cmd_metrics(p: Project, args: argparse.Namespace) -> int:
     if found.table is None:
         print("(no metrics built yet: `sequencer metrics --rebuild` as the operator or an admin)")
         return EXIT_OK
-    print(found.table)
+    print("\n".join([found.table, *found.holdouts]))
     if found.snapshot is not None:
         print(f"metrics rebuilt; snapshot for notebooks and readers: {found.snapshot}")
         return EXIT_OK

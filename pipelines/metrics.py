@@ -12,7 +12,7 @@ import datetime as dt
 import json
 import os
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +20,10 @@ import duckdb
 
 from pipelines import sqlrun
 from pipelines.db import transaction
+from pipelines.holdouts import TABLE as HOLDOUT_TABLE
+from pipelines.holdouts import build_holdout_metrics
 from pipelines.instants import utc_now
+from pipelines.models import Sequence
 
 METRIC_MODELS = ("sequence_metrics", "step_metrics")  # tables, from sql/metrics/fct_<table>.sql
 EMAILS_TABLE = "email_outcomes"  # int_emails.sql kept for readers: one row per sent email
@@ -51,9 +54,12 @@ TABLE_COLUMNS = (
 )
 
 
-def build_metrics(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
-    """Create or replace ``sequence_metrics``, ``step_metrics`` and ``email_outcomes`` (one row
-    per sent email with its engagement and reply hours: the reply-time distribution);
+def build_metrics(
+    con: duckdb.DuckDBPyConnection, sequences: Iterable[Sequence] = ()
+) -> dict[str, int]:
+    """Create or replace ``sequence_metrics``, ``step_metrics``, ``email_outcomes`` (one row
+    per sent email with its engagement and reply hours: the reply-time distribution) and
+    ``holdout_metrics`` (treated vs holdout of ``sequences``, :mod:`pipelines.holdouts`);
     return their row counts.
 
     The tables are replaced in one transaction, so a reader never sees one new and one old.
@@ -68,7 +74,8 @@ def build_metrics(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
             " select * from int_emails order by sequence, step, metric_date, contact_id"
         )
         con.execute("drop table int_emails")
-    tables = (*METRIC_MODELS, EMAILS_TABLE)
+        build_holdout_metrics(con, sequences)
+    tables = (*METRIC_MODELS, EMAILS_TABLE, HOLDOUT_TABLE)
     return {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in tables}
 
 

@@ -40,6 +40,7 @@ from pipelines.desk import Desk
 from pipelines.engagement.spool import load_spool, spool_files
 from pipelines.errors import ErrorList, PermissionDenied, SequencerError, UsageError
 from pipelines.explain import Explain
+from pipelines.holdouts import holdout_lines
 from pipelines.ingest.load import IngestResult, ingest_files
 from pipelines.instants import as_of_or_now, utc_now
 from pipelines.metrics import (
@@ -113,6 +114,7 @@ class MetricsResult:
     table: str | None
     snapshot: Path | None
     build: Build
+    holdouts: list[str] = field(default_factory=list)  # holdout lift lines (SPEC 11)
 
 
 class Project(Desk, Explain):
@@ -323,12 +325,13 @@ class Project(Desk, Explain):
         with self.connection() as con:
             if rebuild:
                 started = utc_now()
-                rows = build_metrics(con)
+                rows = build_metrics(con, ws.sequences.values())
                 record_build(con, rows, started)
                 snapshot = publish_snapshot(self.db_path, self.snapshot_path)
             build = last_build(con)
             table = metrics_table(con, sequence, only=only) if build.exists else None
-        return MetricsResult(rows=rows, table=table, snapshot=snapshot, build=build)
+            held = holdout_lines(con, sequence, only=only) if build.exists else []
+        return MetricsResult(rows, table, snapshot, build, held)
 
     # --- operations ------------------------------------------------------------------------
 
