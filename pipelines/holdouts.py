@@ -83,7 +83,7 @@ def holdout_lines(
     exists = con.execute(
         "select count(*) from information_schema.tables"
         f" where table_name = '{TABLE}' and table_schema = 'main'"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     if not exists:
         return []
     rows = con.execute(
