@@ -62,14 +62,22 @@ def test_demo_plays_days_through_dagster_and_prints_plausible_metrics(tmp_path):
         assert f"$ sequencer {command}" in day, command
     assert "\nwhy C" in day and "\nrender C" in day
     assert (project / ".sequencer" / "demo_metrics.png").stat().st_size > 10_000
+    # step 8 (issue 13): nurture-2026 holds 10 % out; the metrics print its lift and verdict
+    metrics = out.split("=== 8.")[1]
+    for outcome in ("replied", "meeting"):
+        assert f"holdout nurture-2026 {outcome} within 20 days: treated " in metrics, outcome
     con = duckdb.connect(str(project / ".sequencer" / "snapshot.duckdb"), read_only=True)
     rows = con.execute(
         "select sequence, enrolled, active, exited, sent, opened, replied from sequence_metrics"
         " where period = 'all'"
     ).fetchall()
     emails = con.execute("select count(*) from actions where status = 'sent'").fetchone()[0]
+    arms = con.execute(
+        "select treated, holdout from holdout_metrics where sequence = 'nurture-2026'"
+    ).fetchall()
     con.close()
     assert len(rows) == 3 and emails > 0
+    assert len(arms) == 2 and all(t > 0 and h > 0 for t, h in arms), arms
     for sequence, enrolled, active, exited, sent, opened, replied in rows:
         assert active + exited == enrolled, sequence
         assert opened <= sent and replied <= sent, sequence
