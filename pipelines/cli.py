@@ -206,7 +206,7 @@ def cmd_metrics(p: Project, args: argparse.Namespace) -> int:
     if found.table is None:
         print("(no metrics built yet: `sequencer metrics --rebuild` as the operator or an admin)")
         return EXIT_OK
-    print(found.table)
+    print("\n".join([found.table, *found.holdouts]))
     if found.verdicts:  # A/B steps (issue 13): one line per variant vs its control
         print("\n".join([VARIANTS_HEADER, *found.verdicts]))
     if found.snapshot is not None:

@@ -100,6 +100,8 @@ def story_lines(story: Story) -> list[str]:
         act = x.get("activity")
         cause = f" ({act['type']} at {_at(act['occurred_at'])})" if act else ""
         lines.append(f"exited {x['exited_on']} at {_at(x['exited_at'])}: {x['exit_reason']}{cause}")
+    elif story.entered and story.entered.get("holdout"):
+        lines.append("holdout: held out of the sequence by its bucket, never contacted")
     elif story.entered:
         lines.append("active: no exit yet")
     return lines

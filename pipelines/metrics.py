@@ -21,6 +21,8 @@ import duckdb
 
 from pipelines import sqlrun
 from pipelines.db import transaction
+from pipelines.holdouts import TABLE as HOLDOUT_TABLE
+from pipelines.holdouts import build_holdout_metrics
 from pipelines.instants import utc_now
 from pipelines.models import Sequence
 from pipelines.variant_metrics import TABLE as VARIANTS_TABLE
@@ -60,7 +62,8 @@ def build_metrics(
 ) -> dict[str, int]:
     """Create or replace ``sequence_metrics``, ``step_metrics``, ``email_outcomes`` (one row
     per sent email with its engagement and reply hours: the reply-time distribution) and
-    ``variant_metrics`` (``sequences``: the files, for their variants' order and weights);
+    ``variant_metrics`` (``sequences``: the files, for their variants' order and weights) and
+    ``holdout_metrics`` (treated vs holdout of ``sequences``, :mod:`pipelines.holdouts`);
     return their row counts.
 
     The tables are replaced in one transaction, so a reader never sees one new and one old.
@@ -76,7 +79,8 @@ def build_metrics(
         )
         build_variant_metrics(con, sequences)
         con.execute("drop table int_emails")
-    tables = (*METRIC_MODELS, EMAILS_TABLE, VARIANTS_TABLE)
+        build_holdout_metrics(con, sequences)
+    tables = (*METRIC_MODELS, EMAILS_TABLE, VARIANTS_TABLE, HOLDOUT_TABLE)
     return {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in tables}
 
 

@@ -270,6 +270,8 @@ class Sequence(Strict):
     audience: Audience = Field(default_factory=Audience)
     schedule: Schedule = Field(default_factory=Schedule)
     exclusive_with: list[str] = Field(default_factory=list)
+    # SPEC 11: the share (%) of contacts enrolled as a holdout, never contacted; 0.01 steps
+    holdout_percent: float = Field(default=0, ge=0, lt=100)
     send_window: SendWindow | None = None  # else users.yaml's; none: any time (SPEC 11)
     steps: list[Step] = Field(min_length=1)
     exit: Exit = Field(default_factory=Exit)
@@ -299,6 +301,18 @@ class Sequence(Strict):
                 if not any(s.action == "email" for s in earlier):
                     raise ValueError(f"step {step.id!r}: thread: reply needs an earlier email step")
         return self
+
+    @field_validator("holdout_percent")
+    @classmethod
+    def _check_holdout(cls, value: float) -> float:
+        if abs(value * 100 - round(value * 100)) > 1e-6:
+            raise ValueError(f"holdout_percent: steps of 0.01 (one bucket in 10,000), got {value}")
+        return value
+
+    @property
+    def holdout_buckets(self) -> int:
+        """The buckets (of 0-9999) held out: an enrolment whose bucket is below is a holdout."""
+        return round(self.holdout_percent * 100)
 
     @property
     def has_email_steps(self) -> bool:

@@ -41,6 +41,7 @@ from pipelines.desk import Desk
 from pipelines.engagement.spool import load_spool, spool_files
 from pipelines.errors import ErrorList, PermissionDenied, SequencerError, UsageError
 from pipelines.explain import Explain
+from pipelines.holdouts import holdout_lines
 from pipelines.ingest.load import IngestResult, ingest_files
 from pipelines.instants import as_of_or_now, utc_now
 from pipelines.metrics import (
@@ -116,6 +117,7 @@ class MetricsResult:
     snapshot: Path | None
     build: Build
     verdicts: list[str] = field(default_factory=list)  # variants vs their control (issue 13)
+    holdouts: list[str] = field(default_factory=list)  # holdout lift lines (SPEC 11)
 
 
 class Project(Desk, Explain, Backtests):
@@ -332,7 +334,8 @@ class Project(Desk, Explain, Backtests):
             build = last_build(con)
             table = metrics_table(con, sequence, only=only) if build.exists else None
             verdicts = verdict_lines(con, sequence, only=only)
-        return MetricsResult(rows, table, snapshot, build, verdicts)
+            held = holdout_lines(con, sequence, only=only) if build.exists else []
+        return MetricsResult(rows, table, snapshot, build, verdicts, held)
 
     # --- operations ------------------------------------------------------------------------
 

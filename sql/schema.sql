@@ -95,7 +95,7 @@ create table if not exists enrollments (
     enrollment_id varchar not null,
     enrolled_on date not null,
     enrolled_at timestamp not null,
-    status varchar not null,            -- active | exited
+    status varchar not null,            -- active | exited | holdout (SPEC 11: never contacted)
     exit_reason varchar,                -- completed | replied | unsubscribed | bounced | condition | manual
     exited_on date,
     exited_at timestamp,

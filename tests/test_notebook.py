@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import nbformat
@@ -10,22 +11,46 @@ from nbclient import NotebookClient
 
 from pipelines import db
 from pipelines.metrics import build_metrics, publish_snapshot
+from pipelines.models import Sequence
 from tests.test_metrics import load_rows
 
+STEPS = [
+    {"id": "intro", "day": 1, "action": "follow_up"},
+    {"id": "bump", "day": 3, "action": "follow_up"},
+]
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "sequence_effectiveness.ipynb"
 
 
 def snapshot_of(tmp_path: Path, *, with_rows: bool) -> Path:
     con = db.connect(tmp_path / "sequencer.duckdb")
+    sequences = []
     if with_rows:
         load_rows(con)  # and an A/B intro step: c1, c2 sent variant a, c3 sent b
         con.execute(
             "update actions set variant = if(contact_id = 'c3', 'b', 'a') where step = 'intro'"
         )
-    build_metrics(con)
+        held_out(con)
+        sequences = [Sequence(name="s1", owner="alice", steps=STEPS, holdout_percent=10)]
+    build_metrics(con, sequences)
     snapshot = publish_snapshot(tmp_path / "sequencer.duckdb", tmp_path / "snapshot.duckdb")
     con.close()
     return snapshot
+
+
+def held_out(con) -> None:
+    """Holdout enrolments of s1 beside load_rows' treated ones (c1…c5, enrolled 03-02 and
+    03-03): h1 on 03-02 and h2 on 03-03, h1 replying on 03-04."""
+    for cid, day in (("h1", 2), ("h2", 3)):
+        at = dt.datetime(2026, 3, day, 14, 30)
+        con.execute(
+            "insert into enrollments (sequence, contact_id, enrollment_id, enrolled_on,"
+            " enrolled_at, status) values ('s1', ?, ?, ?, ?, 'holdout')",
+            [cid, f"s1:{cid}", at.date(), at],
+        )
+    con.execute(
+        "insert into activities (activity_id, contact_id, type, occurred_at)"
+        " values ('hr1', 'h1', 'email_replied', '2026-03-04 10:00')"
+    )
 
 
 def execute(tmp_path: Path) -> nbformat.NotebookNode:
@@ -52,10 +77,12 @@ def test_notebook_runs_headless_on_the_snapshot(tmp_path, monkeypatch, with_rows
     text = outputs(nb)
     if with_rows:
         assert "1 sequences, 2 steps, 4 sent emails" in text
-        assert images(nb) == 5  # funnel, step rates, rates over time, exits, reply time
+        assert "1 sequences with a holdout" in text
+        assert images(nb) == 6  # funnel, step rates, rates over time, exits, reply time, lift
         assert "s1 intro: b vs a: reply too few (2 and 1 of 200 each)" in text
     else:
         assert "0 sequences" in text and "no step with variants yet" in text
+        assert "no holdout yet" in text
 
 
 def test_committed_notebook_has_no_outputs():

@@ -31,6 +31,7 @@ import duckdb
 from pipelines import sqlrun
 from pipelines.compile.activity import ActivityFeature
 from pipelines.compile.sequence import Compilation
+from pipelines.tick.experiments import holdouts
 from pipelines.tick.occurrences import Occurrence
 from pipelines.tick.pause import NO_PAUSES, Pauses
 from pipelines.tick.phases import (
@@ -258,7 +259,11 @@ def _batched_entries(con, phases, by_name, precomputed: set[str]) -> None:
         "create or replace temp table tick_suppressed_emails as\n"
         + sqlrun.inline(f"with contact as (\n{contact}\n)\n{suppressed}", inline),
         "create or replace temp table tick_entries as\n" + sqlrun.inline(entries, inline),
-        sqlrun.render("tick/dml_insert_enrollments.sql", batched=True),
+        sqlrun.render(
+            "tick/dml_insert_enrollments.sql",
+            batched=True,
+            holdouts=holdouts(p.compiled.sequence for p in phases),
+        ),
         sqlrun.render("tick/dml_resolve_manual_requests.sql", batched=True),
         "select sequence, count(*) filter (where reason is null), "
         "list(reason) filter (where manual and reason is not null) "

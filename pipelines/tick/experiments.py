@@ -11,15 +11,20 @@ their cumulative weights; the enrolment takes the one whose range holds ``bucket
 BUCKETS``. The tick computes it in SQL (``sql/tick/int_step_actions.sql``) from
 :func:`thresholds`: ``bucket * total / BUCKETS < cumulative`` is ``bucket < ceil(BUCKETS *
 cumulative / total)``, an integer, computed exactly (fractions, not floats).
+
+A sequence's holdout (``holdout_percent: N``) is the buckets below ``N * 100``: such an
+enrolment is inserted with ``status = 'holdout'`` and is never contacted (docs/decisions.md,
+"Holdouts").
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from fractions import Fraction
 
+from pipelines.models import Sequence as SequenceFile
 from pipelines.models import Variant
 
 BUCKETS = 10_000
@@ -62,3 +67,9 @@ def variant_of(bucket_: int, variants: Sequence[Variant]) -> str:
     ['a', 'a', 'b']
     """
     return next(v for v, limit in thresholds(variants) if bucket_ < limit)
+
+
+def holdouts(sequences: Iterable[SequenceFile]) -> dict[str, int]:
+    """The buckets held out per sequence, for the sequences that hold any out (the
+    ``holdouts`` of ``sql/tick/dml_insert_enrollments.sql``)."""
+    return {s.name: s.holdout_buckets for s in sequences if s.holdout_buckets}

@@ -16,7 +16,7 @@ import duckdb
 from pipelines import sqlrun
 from pipelines.compile.sequence import CompiledSequence
 from pipelines.instants import utc_now
-from pipelines.tick.experiments import thresholds
+from pipelines.tick.experiments import holdouts, thresholds
 from pipelines.tick.occurrences import Occurrence
 from pipelines.tick.pause import NO_PAUSES, Pauses
 from pipelines.tick.pause import paused_now as show_paused
@@ -154,7 +154,12 @@ def _entries(phase: _Phase, precomputed: set[str]) -> None:
     if sql is None:
         return
     sqlrun.materialize(con, "tick_entries", sql, params)
-    sqlrun.execute(con, "tick/dml_insert_enrollments.sql", params)
+    sqlrun.execute(
+        con,
+        "tick/dml_insert_enrollments.sql",
+        params,
+        holdouts=holdouts([phase.compiled.sequence]),
+    )
     sqlrun.execute(con, "tick/dml_resolve_manual_requests.sql", params)
     result.entries = con.execute(
         "select count(*) from tick_entries where reason is null"

@@ -139,6 +139,7 @@ def tell(
             k: enrolled[k] for k in ("enrolled_on", "enrolled_at", "manual", "enrollment_id")
         }
         story.entered["how"] = "manual" if enrolled["manual"] else "audience"
+        story.entered["holdout"] = enrolled["status"] == "holdout"  # never contacted (SPEC 11)
         story.steps = _steps(con, compiled, enrolled, as_of)
         story.pauses = _pauses(con, seq.name, contact_id, enrolled, as_of)
         story.exit = _exit(con, enrolled, as_of)

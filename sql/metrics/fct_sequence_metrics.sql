@@ -10,6 +10,8 @@
 -- with an action in that status now (any action kind), on the action's occurrence date.
 -- paused: contacts whose active enrolment a pause began for (SPEC 11: a `pause` of the contact
 -- or of the whole sequence, or an out-of-office reply), on the pause's UTC date.
+-- Holdout enrolments (SPEC 11) are not counted here: the sequence's contacts are the treated
+-- ones; holdout_metrics (pipelines/holdouts.py) compares the two.
 
 with
 
@@ -17,6 +19,7 @@ enrollments as (
     select sequence, contact_id, enrolled_on, enrolled_at, status, exit_reason, exited_on,
         exited_at,
     from enrollments
+    where status <> 'holdout'
 ),
 
 actions as (

@@ -66,14 +66,21 @@ def test_demo_plays_days_through_dagster_and_prints_plausible_metrics(tmp_path):
     metrics = out.split("=== 8.")[1]
     assert "variants vs their step's control" in metrics
     assert "outbound-q1 intro: b (" in metrics and "vs control a (" in metrics
+    # step 8 (issue 13): nurture-2026 holds 10 % out; the metrics print its lift and verdict
+    for outcome in ("replied", "meeting"):
+        assert f"holdout nurture-2026 {outcome} within 20 days: treated " in metrics, outcome
     con = duckdb.connect(str(project / ".sequencer" / "snapshot.duckdb"), read_only=True)
     rows = con.execute(
         "select sequence, enrolled, active, exited, sent, opened, replied from sequence_metrics"
         " where period = 'all'"
     ).fetchall()
     emails = con.execute("select count(*) from actions where status = 'sent'").fetchone()[0]
+    arms = con.execute(
+        "select treated, holdout from holdout_metrics where sequence = 'nurture-2026'"
+    ).fetchall()
     con.close()
     assert len(rows) == 3 and emails > 0
+    assert len(arms) == 2 and all(t > 0 and h > 0 for t, h in arms), arms
     for sequence, enrolled, active, exited, sent, opened, replied in rows:
         assert active + exited == enrolled, sequence
         assert opened <= sent and replied <= sent, sequence

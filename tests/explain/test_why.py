@@ -138,6 +138,7 @@ def test_the_contact_that_entered_its_steps_sends_task_and_exit(story_ws, capsys
             "manual": False,
             "enrollment_id": intro["enrollment_id"],
             "how": "audience",
+            "holdout": False,
         },
         "steps": [
             step(intro, {"last_contacted_mode = 'Not yet contacted'": True}),

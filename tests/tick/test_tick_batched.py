@@ -1,7 +1,8 @@
 """The batched tick (pipelines/tick/batch.py) decides exactly what the tick one sequence at a
 time decides: random small workspaces whose sequences share instants (some independent, so
-they form a batched layer, some reading ``sequences`` or naming ``exclusive_with``), ticked
-daily both ways; plus the layering itself and the fallback when a batched statement fails."""
+they form a batched layer, some reading ``sequences`` or naming ``exclusive_with``, some
+holding contacts out), ticked daily both ways; plus the layering itself and the fallback when
+a batched statement fails."""
 
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ def shared_instant_workspace_st(draw):
     sequences = [draw(sequence_st(name, NAMES)) for name in NAMES]
     for seq in sequences:  # one instant for all: every group has every sequence
         seq["schedule"] = {"time": "09:00", "timezone": "UTC", "exclude_weekends": False}
+        seq["holdout_percent"] = draw(st.sampled_from([0, 0, 30, 50]))  # SPEC 11
     for seq in sequences[:2]:  # sa, sb independent: a batched layer in every example
         seq["exclusive_with"] = []
         if "sequences" in seq["audience"]["where"][0]:
