@@ -23,7 +23,8 @@ FIRST, LAST = dt.date(2026, 3, 2), dt.date(2026, 3, 13)  # Monday to Friday of t
 NURTURE = classic(
     "nurture",
     """
-    - {id: intro, day: 1, action: email, template: intro.md.j2, subject: Hi}
+    - {id: intro, day: 1, action: email, template: intro.md.j2, subject: Hi,
+       variants: [{id: a}, {id: b, subject: Hello}]}
     - {id: nudge, day: 2, action: email, template: intro.md.j2, subject: Hi,
        when: ["enrollment.opened_previous_email"]}
     - {id: call, day: 3, action: call_reminder, when: ["not enrollment.clicked_any_email"]}
@@ -108,7 +109,8 @@ def _decisions(db: Path | None, relation: str) -> list[tuple]:
     con = duckdb.connect(str(db), read_only=True) if db else duckdb.connect()
     try:
         return con.execute(
-            f"select contact_id, step, day, occurrence_on, status from ({relation}) order by all"
+            f"select contact_id, step, day, occurrence_on, status, variant from ({relation})"
+            " order by all"
         ).fetchall()
     finally:
         con.close()
@@ -225,3 +227,23 @@ def test_the_command_prints_each_day_and_writes_nothing(ran, tmp_path, capsys):
     assert lines[2].startswith("  2026-03-03 (19:00Z)  entries 1  exits replied 1  |  ")
     assert f"decision(s) written to {out}" in lines[-2]
     assert lines[-1] == "(nothing was written to the database and nothing was sent)"
+
+
+def test_a_backtest_holds_out_the_same_contacts(tmp_path):
+    """A sequence holding out 30 % (issue 13): c2, c6, c8 and c9 have buckets below 3000, so
+    the real tick and the backtest both enrol them as holdouts and decide nothing for them;
+    the others' decisions agree."""
+    held = NURTURE + "\nholdout_percent: 30\n"  # a top-level key after the steps
+    root = write_sequences(tmp_path / "ws", {"nurture": held, "aaa-warm": WARM})
+    _history(root)
+    real = _real_daily(root)
+    out = tmp_path / "held.parquet"
+    Project(root).backtest("nurture", FIRST, LAST, out=out)
+    assert _decisions(None, f"select * from read_parquet('{out}')") == real
+    con = duckdb.connect(str(root / ".sequencer" / "sequencer.duckdb"), read_only=True)
+    holdouts = {r[0] for r in con.execute(
+        "select contact_id from enrollments where sequence = 'nurture' and status = 'holdout'"
+    ).fetchall()}  # fmt: skip
+    con.close()
+    assert holdouts and holdouts <= {"c2", "c6", "c8", "c9"}
+    assert not holdouts & {r[0] for r in real}
