@@ -325,6 +325,8 @@ EXPECTED_COUNTS = {
     "sequence_metrics": 3,  # 'all' + the days 03-02 (intro) and 03-03 (call-1)
     "step_metrics": 5,  # 'all' per step (2) + intro on 03-02 and 03-03 (left) + call-1 on 03-03
     "email_outcomes": 2,  # one per sent email
+    "variant_metrics": 0,  # issue 13: built and published, empty (no step with variants)
+    "holdout_metrics": 0,  # nor a sequence with a holdout
 }
 OUTPUT_TABLES = tuple(EXPECTED_COUNTS)
 ENGINE_MODULES = (
@@ -377,7 +379,9 @@ def test_materialize_the_whole_graph_into_a_file_database(tmp_path, monkeypatch)
 
     with sink:
         tick("2026-03-02T15:00:00")  # day 1 (09:30 New York = 14:30Z): the intro emails
-        tick("2026-03-03T15:00:00")  # day 2: the call reminders
+        day2 = tick("2026-03-03T15:00:00")  # day 2: the call reminders
+        (built,) = day2.asset_materializations_for_node("metrics")
+        assert {"variant_metrics", "holdout_metrics"} <= set(built.metadata)
         sent = sorted(m.rcpt_tos[0] for m in sink.messages)
         snapshot = project / ".sequencer" / "snapshot.duckdb"
         con = duckdb.connect(str(snapshot), read_only=True)  # the reader's path

@@ -13,7 +13,9 @@ from pipelines.defs.resources import RETRY, WRITER_POOL, SequencerResource
     retry_policy=RETRY,
 )
 def metrics(sequencer: SequencerResource) -> dg.MaterializeResult:
-    """Tables ``sequence_metrics`` and ``step_metrics``; then publish the reader snapshot
+    """Tables ``sequence_metrics``, ``step_metrics``, ``email_outcomes`` and the experiments'
+    ``variant_metrics`` and ``holdout_metrics`` (their row counts in the metadata); then
+    publish the reader snapshot
     (docs/readers.md) so notebooks and ad-hoc readers never wait for a run."""
     found = sequencer.project.metrics(rebuild=True)  # the operator: rebuilds, publishes
     return dg.MaterializeResult(

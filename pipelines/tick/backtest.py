@@ -5,7 +5,7 @@ history, on a scratch copy, with the real tick.
 
 1. *Scratch.* A DuckDB file in a temporary directory gets the schema (``db.connect``) and,
    from the real database ATTACHed ``READ_ONLY`` (never opened for writing, never changed),
-   the inputs the tick reads (``sql/backtest/copy_history.sql``): contacts, accounts,
+   the inputs the tick reads (``sql/backtest/dml_copy_history.sql``): contacts, accounts,
    activities (without the sequence's own recorded ``email_sent``), the compile cache, the
    sequence's pauses and manual requests (pending again), its recorded ``unenroll``
    instants, and the other sequences' enrolments. The sequence starts with no enrolment,
@@ -154,7 +154,7 @@ def copy_history(con: duckdb.DuckDBPyConnection, real_db: Path, sequence: str) -
             ) from exc
         raise
     try:
-        _run_file(con, "backtest/copy_history.sql", {"sequence": sequence})
+        _run_file(con, "backtest/dml_copy_history.sql", {"sequence": sequence})
     finally:
         con.execute("detach history")
 
