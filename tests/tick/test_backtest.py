@@ -125,8 +125,11 @@ def _tables(db: Path) -> dict[str, list]:
         con.close()
 
 
-@pytest.fixture
-def ran(tmp_path: Path) -> tuple[Path, list[tuple]]:
+@pytest.fixture(scope="module")
+def ran(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[tuple]]:
+    """The real daily run, once for the module: every test using it only reads the real
+    database (a backtest writes nothing to it, which the tests check)."""
+    tmp_path = tmp_path_factory.mktemp("ran")
     root = write_sequences(tmp_path / "ws", {"nurture": NURTURE, "aaa-warm": WARM})
     _history(root)
     return root, _real_daily(root)
