@@ -69,8 +69,9 @@ class Desk:
         with self.connection() as con:
             task_id = task_queue.resolve(con, ref)
             owner = self._task_owner(con, ws, actor, task_id)
-            rows = task_queue.list_tasks(con, owner, where=TaskFilter(include_done=True))
-        return next(r for r in rows if r["task_id"] == task_id)
+            where = TaskFilter(include_done=True, task_id=task_id)
+            (row,) = task_queue.list_tasks(con, owner, where=where)
+        return row
 
     def complete_task(self, task_id: str, at: Instant = None) -> None:
         """Mark one task done (its owner, an admin or the operator) and log ``task_completed``;

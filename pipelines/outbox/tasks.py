@@ -54,6 +54,7 @@ class TaskFilter:
     kind: str | None = None
     include_done: bool = False
     today: dt.date | None = None
+    task_id: str | None = None  # only this task
 
 
 def insert_task(con: duckdb.DuckDBPyConnection, task: dict[str, Any]) -> None:
@@ -92,6 +93,7 @@ def list_tasks(
           and ($sequence is null or t.sequence = $sequence)
           and ($kind is null or t.kind = $kind)
           and ($due_before is null or t.due_on < $due_before)
+          and ($task_id is null or t.task_id = $task_id)
         order by greatest(t.due_on, coalesce(t.snoozed_until, t.due_on)), t.created_at, t.task_id
         """,
         {
@@ -101,6 +103,7 @@ def list_tasks(
             "sequence": f.sequence,
             "kind": f.kind,
             "due_before": f.due_before,
+            "task_id": f.task_id,
         },
     )
     rows = sqlrun.dicts(cur)

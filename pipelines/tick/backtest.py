@@ -216,13 +216,7 @@ def _export(scratch: Path, sequence: str, out: Path | None) -> int:
     """How many decisions; with ``out``, written there as Parquet (DuckDB ``COPY``)."""
     con = duckdb.connect(str(scratch))
     try:
-        has_variant = bool(
-            con.execute(
-                "select 1 from information_schema.columns "
-                "where table_name = 'actions' and column_name = 'variant'"
-            ).fetchone()
-        )
-        query = sqlrun.render("backtest/rpt_decisions.sql", has_variant=has_variant)
+        query = sqlrun.render("backtest/rpt_decisions.sql")
         query = sqlrun.inline(query, {"sequence": sequence})
         count = con.execute(f"select count(*) from ({query})").fetchone()[0]
         if out is not None:
